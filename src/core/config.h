@@ -1,0 +1,60 @@
+#ifndef TERN_CORE_CONFIG_H
+#define TERN_CORE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/log.h"
+#include "core/net.h"
+
+/* The protocols a listener can speak; the order fixes the listen.* key names. */
+enum proto {
+	PROTO_SMTP,
+	PROTO_SUBMISSION,
+	PROTO_SUBMISSIONS,
+	PROTO_POP3,
+	PROTO_POP3S,
+	PROTO_IMAP,
+	PROTO_IMAPS,
+	PROTO_COUNT
+};
+
+const char *proto_name(enum proto p);
+/* The standard port of each protocol: 25, 587, 465, 110, 995, 143, 993. */
+unsigned proto_std_port(enum proto p);
+
+struct config {
+	char *path;           /* the file it was read from */
+	char *hostname;       /* our name in greetings and Received: */
+	char **domains;       /* domains served; domains[0] is the default */
+	size_t ndomains;
+	char *data_dir;       /* mail/, spool/ and state live under here */
+	char *users_file;
+	char *aliases_file;
+	char *run_as_user;    /* drop to this user when started as root */
+	char *tls_cert;
+	char *tls_key;
+	char *listen[PROTO_COUNT]; /* "addr:port ..." per protocol, or NULL */
+	struct net_list trusted_networks;
+
+	size_t message_size_limit;  /* bytes */
+	unsigned recipient_limit;   /* RCPT per message */
+	size_t line_length_limit;   /* bytes per command line */
+	unsigned connections_per_client;
+	unsigned max_connections;
+	unsigned smtp_timeout;      /* seconds idle before the session is closed */
+	unsigned pop3_timeout;
+	unsigned bad_command_limit; /* bad commands in a row before we hang up */
+	unsigned auth_fail_delay_ms;
+	enum log_level log_level;
+};
+
+/*
+ * Reads the config file. On error returns NULL and sets *error_r to a
+ * message of the form "FILE:LINE: ..." that the caller must free.
+ */
+struct config *config_load(const char *path, char **error_r);
+void config_free(struct config **cfg);
+bool config_is_local_domain(const struct config *cfg, const char *domain);
+
+#endif

@@ -1,0 +1,459 @@
+#include "io/conn.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "core/buf.h"
+#include "core/net.h"
+#include "core/util.h"
+
+/*
+ * The connection layer under every protocol: a bounded input buffer with a
+ * line reader, an output queue (libevent's evbuffer), an idle timer, and a
+ * deferred close. Sessions never see the socket. TLS will sit in
+ * conn_sys_read/conn_sys_write.
+ */
+struct conn {
+	struct event_base *base;
+	int fd;
+	struct event *ev_read;
+	struct event *ev_write;
+	struct event *ev_timer;
+	struct event *ev_later; /* runs on_input or the close from the loop */
+	const struct conn_handler *handler;
+	void *ctx;
+
+	struct buf in;
+	size_t in_start;       /* bytes of in already handed out as lines */
+	bool skipping_line;    /* inside an overlong line, dropping until LF */
+	struct evbuffer *out;
+
+	struct sockaddr_storage peer;
+	char peer_str[64];
+	unsigned local_port;
+	unsigned timeout;
+
+	bool eof;
+	bool paused;
+	bool closing;
+	bool closed;
+	struct peer_slot *slot;
+};
+
+/* Open connections per client address, for connections_per_client. */
+struct peer_slot {
+	char addr[64];
+	unsigned count;
+	struct peer_slot *next;
+};
+
+static struct peer_slot *peer_slots;
+static unsigned conn_count;
+
+static struct peer_slot *
+peer_slot_get(const char *addr)
+{
+	for (struct peer_slot *s = peer_slots; s != NULL; s = s->next)
+		if (strcmp(s->addr, addr) == 0)
+			return s;
+	struct peer_slot *s = xcalloc(1, sizeof(*s));
+	snprintf(s->addr, sizeof(s->addr), "%s", addr);
+	s->next = peer_slots;
+	peer_slots = s;
+	return s;
+}
+
+static void
+peer_slot_put(struct peer_slot *slot)
+{
+	if (--slot->count > 0)
+		return;
+	for (struct peer_slot **p = &peer_slots; *p != NULL; p = &(*p)->next) {
+		if (*p == slot) {
+			*p = slot->next;
+			free(slot);
+			return;
+		}
+	}
+}
+
+static void conn_on_read(evutil_socket_t fd, short what, void *arg);
+static void conn_on_write(evutil_socket_t fd, short what, void *arg);
+static void conn_on_timer(evutil_socket_t fd, short what, void *arg);
+static void conn_on_later(evutil_socket_t fd, short what, void *arg);
+
+struct conn *
+conn_new(struct event_base *base, int fd, const struct sockaddr *peer, socklen_t peerlen,
+	 const struct conn_handler *handler, void *ctx)
+{
+	struct conn *c = xcalloc(1, sizeof(*c));
+	c->base = base;
+	c->fd = fd;
+	c->handler = handler;
+	c->ctx = ctx;
+	evutil_make_socket_nonblocking(fd);
+	if (peerlen > sizeof(c->peer))
+		peerlen = sizeof(c->peer);
+	memcpy(&c->peer, peer, peerlen);
+	net_addr_str(peer, c->peer_str, sizeof(c->peer_str));
+	struct sockaddr_storage local;
+	socklen_t llen = sizeof(local);
+	if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0) {
+		if (local.ss_family == AF_INET)
+			c->local_port = ntohs(((struct sockaddr_in *)&local)->sin_port);
+		else if (local.ss_family == AF_INET6)
+			c->local_port = ntohs(((struct sockaddr_in6 *)&local)->sin6_port);
+	}
+	c->out = evbuffer_new();
+	c->ev_read = event_new(base, fd, EV_READ | EV_PERSIST, conn_on_read, c);
+	c->ev_write = event_new(base, fd, EV_WRITE | EV_PERSIST, conn_on_write, c);
+	c->ev_timer = evtimer_new(base, conn_on_timer, c);
+	c->ev_later = event_new(base, -1, 0, conn_on_later, c);
+	if (c->out == NULL || c->ev_read == NULL || c->ev_write == NULL ||
+	    c->ev_timer == NULL || c->ev_later == NULL)
+		abort();
+	c->slot = peer_slot_get(c->peer_str);
+	c->slot->count++;
+	conn_count++;
+	event_add(c->ev_read, NULL);
+	return c;
+}
+
+const char *
+conn_peer(const struct conn *c)
+{
+	return c->peer_str;
+}
+
+const struct sockaddr *
+conn_peer_addr(const struct conn *c)
+{
+	return (const struct sockaddr *)&c->peer;
+}
+
+unsigned
+conn_local_port(const struct conn *c)
+{
+	return c->local_port;
+}
+
+unsigned
+conn_peer_count(const struct conn *c)
+{
+	return c->slot->count;
+}
+
+unsigned
+conn_total_count(void)
+{
+	return conn_count;
+}
+
+void
+conn_set_timeout(struct conn *c, unsigned seconds)
+{
+	c->timeout = seconds;
+	if (seconds == 0) {
+		evtimer_del(c->ev_timer);
+		return;
+	}
+	struct timeval tv = { .tv_sec = seconds, .tv_usec = 0 };
+	evtimer_add(c->ev_timer, &tv);
+}
+
+/* Drops the lines already handed out, so the buffer holds only new input. */
+static void
+conn_compact(struct conn *c)
+{
+	if (c->in_start == 0)
+		return;
+	buf_consume(&c->in, c->in_start);
+	c->in_start = 0;
+	/* An idle connection should hold no input memory. */
+	if (c->in.len == 0)
+		buf_free(&c->in);
+}
+
+enum conn_line
+conn_read_line(struct conn *c, size_t max, char **line_r, size_t *len_r)
+{
+	for (;;) {
+		char *start = c->in.data + c->in_start;
+		size_t avail = c->in.len - c->in_start;
+		char *lf = avail > 0 ? memchr(start, '\n', avail) : NULL;
+		if (c->skipping_line) {
+			if (lf == NULL) {
+				c->in_start = c->in.len;
+				return CONN_LINE_NONE;
+			}
+			c->in_start += (size_t)(lf - start) + 1;
+			c->skipping_line = false;
+			continue;
+		}
+		if (lf == NULL) {
+			if (avail <= max)
+				return CONN_LINE_NONE;
+			/* Too long and still no end: report once, skip the rest. */
+			c->in_start = c->in.len;
+			c->skipping_line = true;
+			return CONN_LINE_TOO_LONG;
+		}
+		size_t len = (size_t)(lf - start);
+		c->in_start += len + 1;
+		if (len > 0 && start[len - 1] == '\r')
+			len--;
+		if (len > max)
+			return CONN_LINE_TOO_LONG;
+		start[len] = '\0';
+		*line_r = start;
+		*len_r = len;
+		return CONN_LINE_OK;
+	}
+}
+
+size_t
+conn_input(struct conn *c, const char **data_r)
+{
+	*data_r = c->in.data + c->in_start;
+	return c->in.len - c->in_start;
+}
+
+void
+conn_consume(struct conn *c, size_t n)
+{
+	c->in_start += n;
+	if (c->in_start > c->in.len)
+		c->in_start = c->in.len;
+}
+
+void
+conn_discard_input(struct conn *c)
+{
+	c->in_start = c->in.len;
+	conn_compact(c);
+}
+
+bool
+conn_busy(const struct conn *c)
+{
+	return c->paused || c->closing ||
+	       evbuffer_get_length(c->out) >= CONN_OUTPUT_HIGH;
+}
+
+static void
+conn_schedule(struct conn *c)
+{
+	event_active(c->ev_later, 0, 0);
+}
+
+void
+conn_pause(struct conn *c)
+{
+	c->paused = true;
+}
+
+void
+conn_resume(struct conn *c)
+{
+	c->paused = false;
+	conn_schedule(c);
+}
+
+void
+conn_write(struct conn *c, const void *p, size_t n)
+{
+	if (c->closed)
+		return;
+	evbuffer_add(c->out, p, n);
+	event_add(c->ev_write, NULL);
+}
+
+void
+conn_writes(struct conn *c, const char *s)
+{
+	conn_write(c, s, strlen(s));
+}
+
+void
+conn_printf(struct conn *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	if (!c->closed)
+		evbuffer_add_vprintf(c->out, fmt, ap);
+	va_end(ap);
+	event_add(c->ev_write, NULL);
+}
+
+size_t
+conn_output_pending(const struct conn *c)
+{
+	return evbuffer_get_length(c->out);
+}
+
+void
+conn_close(struct conn *c)
+{
+	c->closing = true;
+	event_del(c->ev_read);
+	evtimer_del(c->ev_timer);
+	conn_schedule(c);
+}
+
+bool
+conn_closing(const struct conn *c)
+{
+	return c->closing;
+}
+
+static void
+conn_free(struct conn *c)
+{
+	event_free(c->ev_read);
+	event_free(c->ev_write);
+	event_free(c->ev_timer);
+	event_free(c->ev_later);
+	evbuffer_free(c->out);
+	buf_free(&c->in);
+	if (c->fd >= 0)
+		close(c->fd);
+	peer_slot_put(c->slot);
+	conn_count--;
+	free(c);
+}
+
+/* The end: the session frees itself in on_close, then the conn goes. */
+static void
+conn_finish(struct conn *c)
+{
+	if (c->closed)
+		return;
+	c->closed = true;
+	event_del(c->ev_read);
+	event_del(c->ev_write);
+	evtimer_del(c->ev_timer);
+	shutdown(c->fd, SHUT_RDWR);
+	c->handler->on_close(c, c->ctx);
+	conn_free(c);
+}
+
+static void
+conn_dispatch_input(struct conn *c)
+{
+	if (c->closing || c->paused)
+		return;
+	if (c->in.len > c->in_start)
+		c->handler->on_input(c, c->ctx);
+	conn_compact(c);
+	/* The peer is gone and the session took what it could: finish. */
+	if (c->eof && !c->closing)
+		conn_close(c);
+	/* Stop reading while a full buffer waits for the session. */
+	if (!c->closing) {
+		if (c->in.len >= CONN_INPUT_MAX || conn_busy(c))
+			event_del(c->ev_read);
+		else
+			event_add(c->ev_read, NULL);
+	}
+}
+
+static ssize_t
+conn_sys_read(struct conn *c, void *p, size_t n)
+{
+	return read(c->fd, p, n);
+}
+
+static void
+conn_on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	(void)fd;
+	(void)what;
+	char tmp[16384];
+	size_t room = CONN_INPUT_MAX - (c->in.len < CONN_INPUT_MAX ? c->in.len : CONN_INPUT_MAX);
+	if (room == 0) {
+		event_del(c->ev_read);
+		return;
+	}
+	ssize_t n = conn_sys_read(c, tmp, room < sizeof(tmp) ? room : sizeof(tmp));
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		c->eof = true;
+		event_del(c->ev_read);
+	} else {
+		buf_append(&c->in, tmp, (size_t)n);
+		if (c->timeout > 0)
+			conn_set_timeout(c, c->timeout);
+	}
+	conn_dispatch_input(c);
+}
+
+static ssize_t
+conn_sys_write(struct conn *c)
+{
+	return evbuffer_write(c->out, c->fd);
+}
+
+static void
+conn_on_write(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	(void)fd;
+	(void)what;
+	bool was_busy = conn_busy(c);
+	ssize_t n = conn_sys_write(c);
+	if (n < 0 && errno != EAGAIN && errno != EINTR) {
+		/* The peer is gone: nothing more can be said to it. */
+		evbuffer_drain(c->out, evbuffer_get_length(c->out));
+		c->closing = true;
+		conn_schedule(c);
+		return;
+	}
+	size_t left = evbuffer_get_length(c->out);
+	if (left == 0)
+		event_del(c->ev_write);
+	if (c->closing) {
+		if (left == 0)
+			conn_finish(c);
+		return;
+	}
+	if (left < CONN_OUTPUT_HIGH / 2 && c->handler->on_drain != NULL)
+		c->handler->on_drain(c, c->ctx);
+	if (was_busy && !conn_busy(c))
+		conn_schedule(c);
+}
+
+static void
+conn_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	(void)fd;
+	(void)what;
+	if (c->closing)
+		return;
+	c->handler->on_timeout(c, c->ctx);
+	conn_close(c);
+}
+
+static void
+conn_on_later(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	(void)fd;
+	(void)what;
+	if (c->closing) {
+		if (evbuffer_get_length(c->out) == 0)
+			conn_finish(c);
+		return;
+	}
+	conn_dispatch_input(c);
+}

@@ -1,0 +1,79 @@
+#ifndef TERN_IO_CONN_H
+#define TERN_IO_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+struct event_base;
+struct conn;
+
+/*
+ * What a protocol session supplies. The conn calls on_input whenever input is
+ * buffered and the session is not busy (output backed up, paused or closing);
+ * the session then takes as many lines as it wants. on_close comes last, from
+ * the event loop (never from inside a conn_* call), and must free the session.
+ */
+struct conn_handler {
+	void (*on_input)(struct conn *c, void *ctx);
+	/* Output fell below the low-water mark: a streaming reply may go on. */
+	void (*on_drain)(struct conn *c, void *ctx);
+	/* No input for the timeout: write a goodbye; the conn then closes. */
+	void (*on_timeout)(struct conn *c, void *ctx);
+	void (*on_close)(struct conn *c, void *ctx);
+};
+
+enum conn_line {
+	CONN_LINE_NONE,     /* no complete line yet */
+	CONN_LINE_OK,       /* *line_r holds one line without its CRLF or LF */
+	CONN_LINE_TOO_LONG, /* a line over max: reported once, the rest of it is skipped */
+};
+
+/* Output above this makes the conn busy: on_input waits for the drain. */
+#define CONN_OUTPUT_HIGH (256 * 1024)
+/* Input is never buffered beyond this; reading stops until it is consumed. */
+#define CONN_INPUT_MAX (256 * 1024)
+
+struct conn *conn_new(struct event_base *base, int fd, const struct sockaddr *peer,
+		      socklen_t peerlen, const struct conn_handler *handler, void *ctx);
+
+/* The peer's address as text ("192.0.2.1", "::1"). */
+const char *conn_peer(const struct conn *c);
+const struct sockaddr *conn_peer_addr(const struct conn *c);
+/* The local port the client connected to. */
+unsigned conn_local_port(const struct conn *c);
+/* Open connections from the same address as this one, this one included. */
+unsigned conn_peer_count(const struct conn *c);
+/* Open connections in this process. */
+unsigned conn_total_count(void);
+
+/* Idle timeout in seconds, restarted by every read; 0 turns it off. */
+void conn_set_timeout(struct conn *c, unsigned seconds);
+
+/*
+ * Takes one line. The pointer stays valid until the next conn_read_line,
+ * conn_consume or return to the event loop; the line is NUL-terminated and
+ * *len_r excludes the terminator. A bare LF ends a line here too (commands).
+ */
+enum conn_line conn_read_line(struct conn *c, size_t max, char **line_r, size_t *len_r);
+/* Raw input for streaming (SMTP DATA): look, then consume what was used. */
+size_t conn_input(struct conn *c, const char **data_r);
+void conn_consume(struct conn *c, size_t n);
+/* Drops all buffered input (STARTTLS: what was pipelined before the handshake). */
+void conn_discard_input(struct conn *c);
+/* True when the session should not take more input now. */
+bool conn_busy(const struct conn *c);
+/* Stops on_input until resumed (a delay after a failed login, say). */
+void conn_pause(struct conn *c);
+void conn_resume(struct conn *c);
+
+void conn_write(struct conn *c, const void *p, size_t n);
+void conn_writes(struct conn *c, const char *s);
+void conn_printf(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+size_t conn_output_pending(const struct conn *c);
+
+/* Flushes what is queued, then closes; on_close follows from the loop. */
+void conn_close(struct conn *c);
+bool conn_closing(const struct conn *c);
+
+#endif

@@ -1,0 +1,213 @@
+#include "io/server.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "auth/aliases.h"
+#include "auth/userdb.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "io/conn.h"
+#include "io/listener.h"
+#include "store/store.h"
+
+/* How long SIGTERM waits for open sessions before stopping anyway. */
+#define DRAIN_SECONDS 10
+
+struct server_runtime {
+	struct server srv;
+	struct listeners *listeners;
+	struct config **old_cfgs; /* replaced by SIGHUP, kept until exit */
+	size_t nold;
+	struct event *ev_drain;
+	time_t drain_started;
+};
+
+static int
+drop_privileges(const char *user, char **error_r)
+{
+	struct passwd *pw = getpwnam(user);
+	if (pw == NULL) {
+		*error_r = xasprintf("run_as_user: no such user '%s'", user);
+		return -1;
+	}
+	/* Groups first, then gid, then uid: after setuid we could not. */
+	if (initgroups(user, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0) {
+		*error_r = xasprintf("cannot become '%s': %s", user, strerror(errno));
+		return -1;
+	}
+	if (setuid(0) == 0) {
+		*error_r = xstrdup("privileges could be regained after dropping them");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+server_open_data(struct server *srv, char **error_r)
+{
+	const struct config *cfg = srv->cfg;
+	char *mail_root = xasprintf("%s/mail", cfg->data_dir);
+	char *spool = xasprintf("%s/spool", cfg->data_dir);
+	int r = 0;
+	if (mkdir_p(mail_root, 0700) < 0 || mkdir_p(spool, 0700) < 0) {
+		*error_r = xasprintf("%s: cannot create: %s", cfg->data_dir, strerror(errno));
+		r = -1;
+	} else {
+		srv->store = store_open(mail_root);
+		srv->users = userdb_open(cfg->users_file, cfg->domains[0]);
+		if (cfg->aliases_file != NULL) {
+			srv->aliases = aliases_open(cfg->aliases_file, cfg->domains[0]);
+			r = aliases_reload(srv->aliases, error_r);
+		}
+	}
+	free(mail_root);
+	free(spool);
+	return r;
+}
+
+static void
+server_reload(struct server_runtime *rt)
+{
+	char *error = NULL;
+	struct config *cfg = config_load(rt->srv.cfg->path, &error);
+	if (cfg == NULL) {
+		log_err("reload failed, keeping the old config: %s", error);
+		free(error);
+		return;
+	}
+	rt->old_cfgs = xrealloc(rt->old_cfgs, (rt->nold + 1) * sizeof(*rt->old_cfgs));
+	rt->old_cfgs[rt->nold++] = rt->srv.cfg;
+	rt->srv.cfg = cfg;
+	userdb_free(&rt->srv.users);
+	rt->srv.users = userdb_open(cfg->users_file, cfg->domains[0]);
+	aliases_free(&rt->srv.aliases);
+	if (cfg->aliases_file != NULL) {
+		rt->srv.aliases = aliases_open(cfg->aliases_file, cfg->domains[0]);
+		if (aliases_reload(rt->srv.aliases, &error) < 0) {
+			log_err("reload: %s", error);
+			free(error);
+		}
+	}
+	log_info("reloaded %s (listeners change only with a restart)", cfg->path);
+}
+
+static void
+server_on_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct server_runtime *rt = arg;
+	(void)fd;
+	(void)what;
+	if (conn_total_count() == 0 || time(NULL) - rt->drain_started >= DRAIN_SECONDS) {
+		if (conn_total_count() > 0)
+			log_warn("stopping with %u sessions still open", conn_total_count());
+		event_base_loopbreak(rt->srv.base);
+	}
+}
+
+static void
+server_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct server_runtime *rt = arg;
+	(void)what;
+	if (sig == SIGHUP) {
+		server_reload(rt);
+		return;
+	}
+	if (rt->srv.draining)
+		return;
+	log_info("signal %d: no new sessions, stopping when the open ones end",
+		 (int)sig);
+	rt->srv.draining = true;
+	listeners_stop(rt->listeners);
+	rt->drain_started = time(NULL);
+	rt->ev_drain = event_new(rt->srv.base, -1, EV_PERSIST, server_on_drain_tick, rt);
+	struct timeval tv = { 0, 100 * 1000 };
+	event_add(rt->ev_drain, &tv);
+}
+
+static void
+server_cleanup(struct server_runtime *rt)
+{
+	listeners_free(&rt->listeners);
+	userdb_free(&rt->srv.users);
+	aliases_free(&rt->srv.aliases);
+	store_free(&rt->srv.store);
+	for (size_t i = 0; i < rt->nold; i++)
+		config_free(&rt->old_cfgs[i]);
+	free(rt->old_cfgs);
+	config_free(&rt->srv.cfg);
+	if (rt->ev_drain != NULL)
+		event_free(rt->ev_drain);
+}
+
+static int
+server_start(struct server_runtime *rt, const char *config_path, bool detach,
+	     session_start_fn *const starts[PROTO_COUNT], char **error_r)
+{
+	rt->srv.cfg = config_load(config_path, error_r);
+	if (rt->srv.cfg == NULL)
+		return -1;
+	struct config *cfg = rt->srv.cfg;
+	log_open("ternd", cfg->log_level, detach);
+	if (listeners_bind(cfg, starts, &rt->listeners, error_r) < 0)
+		return -1;
+	if (getuid() == 0) {
+		if (cfg->run_as_user != NULL) {
+			if (drop_privileges(cfg->run_as_user, error_r) < 0)
+				return -1;
+		} else {
+			log_warn("running as root: set run_as_user to drop privileges");
+		}
+	}
+	if (server_open_data(&rt->srv, error_r) < 0)
+		return -1;
+	if (detach && daemon(1, 0) < 0) {
+		*error_r = xasprintf("cannot detach: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+server_main(const char *config_path, bool detach, session_start_fn *const starts[PROTO_COUNT])
+{
+	struct server_runtime rt = { 0 };
+	char *error = NULL;
+	signal(SIGPIPE, SIG_IGN);
+	log_open("ternd", LOG_LEVEL_INFO, 0);
+	if (server_start(&rt, config_path, detach, starts, &error) < 0) {
+		fprintf(stderr, "ternd: %s\n", error);
+		free(error);
+		server_cleanup(&rt);
+		return 1;
+	}
+	rt.srv.base = event_base_new();
+	if (rt.srv.base == NULL)
+		abort();
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+	struct event *ev_sig[3];
+	for (int i = 0; i < 3; i++) {
+		ev_sig[i] = evsignal_new(rt.srv.base, sigs[i], server_on_signal, &rt);
+		event_add(ev_sig[i], NULL);
+	}
+	listeners_start(rt.listeners, &rt.srv);
+	log_info("ternd started: %s, domains %s%s", rt.srv.cfg->path, rt.srv.cfg->domains[0],
+		 rt.srv.cfg->ndomains > 1 ? " and more" : "");
+	event_base_dispatch(rt.srv.base);
+	log_info("ternd stopped");
+	for (int i = 0; i < 3; i++)
+		event_free(ev_sig[i]);
+	server_cleanup(&rt);
+	event_base_free(rt.srv.base);
+	return 0;
+}

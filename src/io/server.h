@@ -1,0 +1,41 @@
+#ifndef TERN_IO_SERVER_H
+#define TERN_IO_SERVER_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "core/config.h"
+
+struct event_base;
+struct userdb;
+struct aliases;
+struct store;
+
+/*
+ * What every session of this process shares. Sessions read cfg at the
+ * moment they need a value and never keep pointers into it across events:
+ * SIGHUP swaps in a new config (old ones live on until exit).
+ */
+struct server {
+	struct event_base *base;
+	struct config *cfg;
+	struct userdb *users;
+	struct aliases *aliases;
+	struct store *store;
+	bool draining; /* SIGTERM: no new sessions, finish the open ones */
+};
+
+/* Starts a session of the listener's protocol on an accepted socket. */
+typedef void session_start_fn(struct server *srv, int fd, const struct sockaddr *peer,
+			      socklen_t peerlen);
+
+/*
+ * ternd's life: loads the config, opens users, aliases and store, binds
+ * the listeners, drops privileges, then runs the event loop until SIGTERM
+ * (drain, then stop). SIGHUP reloads config, users and aliases. Returns
+ * the exit code; start-up errors are printed to stderr first.
+ */
+int server_main(const char *config_path, bool detach,
+		session_start_fn *const starts[PROTO_COUNT]);
+
+#endif

@@ -1,0 +1,52 @@
+#ifndef TERN_STORE_STORE_H
+#define TERN_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/*
+ * The mail store. Protocol code reaches mail only through this API; the
+ * backend here is Maildir (var/mail/DOMAIN/USER/{cur,new,tmp}), messages
+ * kept with LF line ends as local Maildir tools expect; sizes reported to
+ * clients are of the CRLF form.
+ */
+struct store;
+struct store_mailbox;
+
+struct store *store_open(const char *mail_root);
+void store_free(struct store **st);
+
+/*
+ * Delivers one message to the INBOX of a user (canonical address): writes
+ * prefix (header lines the delivery adds, CRLF) then body_len bytes of body_fd
+ * from offset 0 (the message as received, CRLF), converting CRLF to LF;
+ * fsyncs the file, renames it into new/, fsyncs new/. Only when this returns
+ * 0 may the message be acknowledged. -1 is a temporary failure (*error_r set).
+ */
+int store_deliver(struct store *st, const char *address, const char *prefix,
+		  size_t prefix_len, int body_fd, off_t body_len, char **error_r);
+
+struct store_msg {
+	char *uid;          /* stable unique ID: the Maildir base name */
+	size_t size;        /* size in CRLF form, as POP3 and IMAP report it */
+	char *path;         /* current file path */
+};
+
+/*
+ * Opens a user's INBOX for POP3: takes the maildrop lock (a second open
+ * while one is held gives -1 and *in_use_r = true), lists the messages
+ * in new/ and cur/ in arrival order.
+ */
+struct store_mailbox *store_inbox_open(struct store *st, const char *address,
+				       bool *in_use_r, char **error_r);
+size_t store_mailbox_count(const struct store_mailbox *mb);
+const struct store_msg *store_mailbox_msg(const struct store_mailbox *mb, size_t i);
+/* Opens a message file for reading (LF form); -1 if it is gone. */
+int store_msg_open(const struct store_mailbox *mb, size_t i);
+/* Removes messages for good, fsyncing the directories; -1 on failure. */
+int store_mailbox_expunge(struct store_mailbox *mb, const bool *deleted, char **error_r);
+/* Releases the lock. */
+void store_mailbox_close(struct store_mailbox **mb);
+
+#endif
