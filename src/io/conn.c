@@ -185,6 +185,9 @@ conn_compact(struct conn *c)
 enum conn_line
 conn_read_line(struct conn *c, size_t max, char **line_r, size_t *len_r)
 {
+	/* A session that is closing takes no more commands. */
+	if (c->closing)
+		return CONN_LINE_NONE;
 	for (;;) {
 		char *start = c->in.data + c->in_start;
 		size_t avail = c->in.len - c->in_start;
