@@ -10,16 +10,20 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "core/buf.h"
+#include "core/log.h"
 #include "core/net.h"
 #include "core/util.h"
 
 /*
  * The connection layer under every protocol: a bounded input buffer with a
  * line reader, an output queue (libevent's evbuffer), an idle timer, and a
- * deferred close. Sessions never see the socket. TLS will sit in
- * conn_sys_read/conn_sys_write.
+ * deferred close. Sessions never see the socket; with TLS on, reads and
+ * writes go through OpenSSL in conn_sys_read/conn_sys_write, so the
+ * sessions above are the same with and without it.
  */
 struct conn {
 	struct event_base *base;
@@ -40,6 +44,10 @@ struct conn {
 	char peer_str[64];
 	unsigned local_port;
 	unsigned timeout;
+
+	SSL *ssl;
+	SSL_CTX *tls_wanted;   /* STARTTLS said: begin once the reply is out */
+	bool handshaking;
 
 	bool eof;
 	bool paused;
@@ -247,7 +255,7 @@ conn_discard_input(struct conn *c)
 bool
 conn_busy(const struct conn *c)
 {
-	return c->paused || c->closing ||
+	return c->paused || c->closing || c->tls_wanted != NULL || c->handshaking ||
 	       evbuffer_get_length(c->out) >= CONN_OUTPUT_HIGH;
 }
 
@@ -326,6 +334,8 @@ conn_free(struct conn *c)
 	event_free(c->ev_later);
 	evbuffer_free(c->out);
 	buf_free(&c->in);
+	if (c->ssl != NULL)
+		SSL_free(c->ssl);
 	if (c->fd >= 0)
 		close(c->fd);
 	peer_slot_put(c->slot);
@@ -343,6 +353,8 @@ conn_finish(struct conn *c)
 	event_del(c->ev_read);
 	event_del(c->ev_write);
 	evtimer_del(c->ev_timer);
+	if (c->ssl != NULL && !c->handshaking)
+		SSL_shutdown(c->ssl); /* close_notify, best effort */
 	shutdown(c->fd, SHUT_RDWR);
 	c->handler->on_close(c, c->ctx);
 	conn_free(c);
@@ -360,18 +372,114 @@ conn_dispatch_input(struct conn *c)
 	if (c->eof && !c->closing)
 		conn_close(c);
 	/* Stop reading while a full buffer waits for the session. */
-	if (!c->closing) {
-		if (c->in.len >= CONN_INPUT_MAX || conn_busy(c))
+	if (!c->closing && !c->handshaking) {
+		if (c->in.len >= CONN_INPUT_MAX || conn_busy(c)) {
 			event_del(c->ev_read);
-		else
+		} else {
 			event_add(c->ev_read, NULL);
+			/* OpenSSL may hold decrypted bytes the socket won't signal. */
+			if (c->ssl != NULL && SSL_pending(c->ssl) > 0)
+				event_active(c->ev_read, EV_READ, 0);
+		}
+	}
+}
+
+/* Maps an OpenSSL result to the read(2)/write(2) convention. */
+static ssize_t
+conn_tls_result(struct conn *c, int r)
+{
+	switch (SSL_get_error(c->ssl, r)) {
+	case SSL_ERROR_WANT_WRITE:
+		event_add(c->ev_write, NULL);
+		/* fall through */
+	case SSL_ERROR_WANT_READ:
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	default:
+		ERR_clear_error();
+		errno = ECONNRESET;
+		return -1;
 	}
 }
 
 static ssize_t
 conn_sys_read(struct conn *c, void *p, size_t n)
 {
-	return read(c->fd, p, n);
+	if (c->ssl == NULL)
+		return read(c->fd, p, n);
+	int r = SSL_read(c->ssl, p, (int)n);
+	return r > 0 ? r : conn_tls_result(c, r);
+}
+
+static void
+conn_tls_handshake(struct conn *c)
+{
+	int r = SSL_do_handshake(c->ssl);
+	if (r == 1) {
+		c->handshaking = false;
+		log_debug("%s: TLS %s %s", c->peer_str, SSL_get_version(c->ssl),
+			  SSL_get_cipher_name(c->ssl));
+		if (evbuffer_get_length(c->out) == 0)
+			event_del(c->ev_write);
+		event_add(c->ev_read, NULL);
+		conn_schedule(c);
+		return;
+	}
+	int e = SSL_get_error(c->ssl, r);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		event_add(c->ev_read, NULL);
+		if (e == SSL_ERROR_WANT_WRITE)
+			event_add(c->ev_write, NULL);
+		else
+			event_del(c->ev_write);
+		return;
+	}
+	char detail[256];
+	ERR_error_string_n(ERR_get_error(), detail, sizeof(detail));
+	ERR_clear_error();
+	log_info("%s: TLS handshake failed: %s", c->peer_str, detail);
+	/* Nothing can be said in clear now: drop what was queued and go. */
+	evbuffer_drain(c->out, evbuffer_get_length(c->out));
+	c->closing = true;
+	event_del(c->ev_read);
+	conn_schedule(c);
+}
+
+static void
+conn_tls_begin(struct conn *c)
+{
+	/* RFC 3207 §4.2: bytes that came before the handshake are discarded. */
+	conn_discard_input(c);
+	c->ssl = SSL_new(c->tls_wanted);
+	c->tls_wanted = NULL;
+	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1)
+		abort();
+	SSL_set_accept_state(c->ssl);
+	c->handshaking = true;
+	conn_tls_handshake(c);
+}
+
+void
+conn_start_tls(struct conn *c, SSL_CTX *ctx)
+{
+	/*
+	 * RFC 3207 §4.2: commands pipelined after STARTTLS were sent in clear
+	 * and must not be acted on. Reading stops until the reply is out; then
+	 * the handshake starts (conn_on_write).
+	 */
+	conn_discard_input(c);
+	c->tls_wanted = ctx;
+	event_del(c->ev_read);
+	if (evbuffer_get_length(c->out) == 0)
+		conn_tls_begin(c);
+}
+
+bool
+conn_is_tls(const struct conn *c)
+{
+	return c->ssl != NULL || c->tls_wanted != NULL;
 }
 
 static void
@@ -386,6 +494,12 @@ conn_on_read(evutil_socket_t fd, short what, void *arg)
 		event_del(c->ev_read);
 		return;
 	}
+	if (c->handshaking) {
+		conn_tls_handshake(c);
+		return;
+	}
+	if (c->tls_wanted != NULL)
+		return;
 	ssize_t n = conn_sys_read(c, tmp, room < sizeof(tmp) ? room : sizeof(tmp));
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -403,7 +517,23 @@ conn_on_read(evutil_socket_t fd, short what, void *arg)
 static ssize_t
 conn_sys_write(struct conn *c)
 {
-	return evbuffer_write(c->out, c->fd);
+	if (c->ssl == NULL)
+		return evbuffer_write(c->out, c->fd);
+	ssize_t total = 0;
+	while (evbuffer_get_length(c->out) > 0) {
+		size_t n = evbuffer_get_length(c->out);
+		if (n > 16384)
+			n = 16384; /* one TLS record */
+		unsigned char *p = evbuffer_pullup(c->out, (ssize_t)n);
+		int r = SSL_write(c->ssl, p, (int)n);
+		if (r <= 0) {
+			ssize_t e = conn_tls_result(c, r);
+			return total > 0 && errno == EAGAIN ? total : e;
+		}
+		evbuffer_drain(c->out, (size_t)r);
+		total += r;
+	}
+	return total;
 }
 
 static void
@@ -412,6 +542,10 @@ conn_on_write(evutil_socket_t fd, short what, void *arg)
 	struct conn *c = arg;
 	(void)fd;
 	(void)what;
+	if (c->handshaking) {
+		conn_tls_handshake(c);
+		return;
+	}
 	bool was_busy = conn_busy(c);
 	ssize_t n = conn_sys_write(c);
 	if (n < 0 && errno != EAGAIN && errno != EINTR) {
@@ -424,6 +558,10 @@ conn_on_write(evutil_socket_t fd, short what, void *arg)
 	size_t left = evbuffer_get_length(c->out);
 	if (left == 0)
 		event_del(c->ev_write);
+	if (left == 0 && c->tls_wanted != NULL && !c->closing) {
+		conn_tls_begin(c);
+		return;
+	}
 	if (c->closing) {
 		if (left == 0)
 			conn_finish(c);

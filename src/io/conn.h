@@ -7,6 +7,7 @@
 
 struct event_base;
 struct conn;
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
 
 /*
  * What a protocol session supplies. The conn calls on_input whenever input is
@@ -66,6 +67,13 @@ bool conn_busy(const struct conn *c);
 /* Stops on_input until resumed (a delay after a failed login, say). */
 void conn_pause(struct conn *c);
 void conn_resume(struct conn *c);
+
+/*
+ * Turns TLS on (server side): at once for implicit-TLS ports, or after the
+ * queued reply for STARTTLS. Buffered and pipelined input is discarded.
+ */
+void conn_start_tls(struct conn *c, struct ssl_ctx_st *ctx);
+bool conn_is_tls(const struct conn *c);
 
 void conn_write(struct conn *c, const void *p, size_t n);
 void conn_writes(struct conn *c, const char *s);

@@ -62,6 +62,10 @@ server_open_data(struct server *srv, char **error_r)
 	if (mkdir_p(mail_root, 0700) < 0 || mkdir_p(spool, 0700) < 0) {
 		*error_r = xasprintf("%s: cannot create: %s", cfg->data_dir, strerror(errno));
 		r = -1;
+	} else if (access(cfg->users_file, R_OK) < 0) {
+		/* Checked after the privilege drop: the user we run as must read it. */
+		*error_r = xasprintf("%s: cannot read: %s", cfg->users_file, strerror(errno));
+		r = -1;
 	} else {
 		srv->store = store_open(mail_root);
 		srv->users = userdb_open(cfg->users_file, cfg->domains[0]);
