@@ -17,6 +17,7 @@
 #include "core/util.h"
 #include "io/conn.h"
 #include "io/listener.h"
+#include "io/tls.h"
 #include "store/store.h"
 
 /* How long SIGTERM waits for open sessions before stopping anyway. */
@@ -50,6 +51,21 @@ drop_privileges(const char *user, char **error_r)
 		return -1;
 	}
 	return 0;
+}
+
+/* Loads the certificate and key, if the config names them. */
+static int
+server_load_tls(const struct config *cfg, SSL_CTX **ctx_r, char **error_r)
+{
+	*ctx_r = NULL;
+	if (cfg->tls_cert == NULL && cfg->tls_key == NULL)
+		return 0;
+	if (cfg->tls_cert == NULL || cfg->tls_key == NULL) {
+		*error_r = xstrdup("tls_cert and tls_key go together");
+		return -1;
+	}
+	*ctx_r = tls_server_ctx_new(cfg->tls_cert, cfg->tls_key, error_r);
+	return *ctx_r != NULL ? 0 : -1;
 }
 
 static int
@@ -89,6 +105,17 @@ server_reload(struct server_runtime *rt)
 		free(error);
 		return;
 	}
+	/* Open sessions keep the SSL_CTX they started with (OpenSSL counts
+	 * references); new ones get the reloaded certificate. */
+	SSL_CTX *tls;
+	if (server_load_tls(cfg, &tls, &error) < 0) {
+		log_err("reload failed, keeping the old config: %s", error);
+		free(error);
+		config_free(&cfg);
+		return;
+	}
+	SSL_CTX_free(rt->srv.tls);
+	rt->srv.tls = tls;
 	rt->old_cfgs = xrealloc(rt->old_cfgs, (rt->nold + 1) * sizeof(*rt->old_cfgs));
 	rt->old_cfgs[rt->nold++] = rt->srv.cfg;
 	rt->srv.cfg = cfg;
@@ -146,6 +173,7 @@ server_cleanup(struct server_runtime *rt)
 	userdb_free(&rt->srv.users);
 	aliases_free(&rt->srv.aliases);
 	store_free(&rt->srv.store);
+	SSL_CTX_free(rt->srv.tls);
 	for (size_t i = 0; i < rt->nold; i++)
 		config_free(&rt->old_cfgs[i]);
 	free(rt->old_cfgs);
@@ -163,6 +191,9 @@ server_start(struct server_runtime *rt, const char *config_path, bool detach,
 		return -1;
 	struct config *cfg = rt->srv.cfg;
 	log_open("ternd", cfg->log_level, detach);
+	/* The key is read before the privilege drop: it may be root's alone. */
+	if (server_load_tls(cfg, &rt->srv.tls, error_r) < 0)
+		return -1;
 	if (listeners_bind(cfg, starts, &rt->listeners, error_r) < 0)
 		return -1;
 	if (getuid() == 0) {

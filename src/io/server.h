@@ -10,6 +10,7 @@ struct event_base;
 struct userdb;
 struct aliases;
 struct store;
+struct ssl_ctx_st;
 
 /*
  * What every session of this process shares. Sessions read cfg at the
@@ -22,6 +23,7 @@ struct server {
 	struct userdb *users;
 	struct aliases *aliases;
 	struct store *store;
+	struct ssl_ctx_st *tls; /* OpenSSL's SSL_CTX, or NULL without tls_cert */
 	bool draining; /* SIGTERM: no new sessions, finish the open ones */
 };
 
