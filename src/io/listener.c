@@ -72,7 +72,7 @@ bind_one(const char *spec, int *fd_r, char **error_r)
 		*error_r = xasprintf("listen address '%s': %s", spec, gai_strerror(gai));
 		return -1;
 	}
-	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	int one = 1;
 	if (fd >= 0) {
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
