@@ -150,6 +150,10 @@ resolve_path(const char *cfg_path, const char *value)
 static int
 parse_domains(struct config *cfg, const char *value)
 {
+	/* Like every other key, a second "domains" line replaces the first. */
+	for (size_t i = 0; i < cfg->ndomains; i++)
+		free(cfg->domains[i]);
+	cfg->ndomains = 0;
 	char *copy = xstrdup(value), *save = NULL;
 	for (char *d = strtok_r(copy, " ,\t", &save); d != NULL;
 	     d = strtok_r(NULL, " ,\t", &save)) {
@@ -230,6 +234,12 @@ config_check(struct config *cfg, char **why_r)
 		*why_r = xstrdup("'line_length_limit' must be at least 512 (RFC 5321 §4.5.3.1.4)");
 	else if (cfg->message_size_limit < 1024)
 		*why_r = xstrdup("'message_size_limit' must be at least 1k");
+	else if (cfg->recipient_limit == 0 || cfg->max_connections == 0 ||
+		 cfg->connections_per_client == 0)
+		*why_r = xstrdup("recipient_limit, max_connections and "
+				 "connections_per_client must be at least 1");
+	else if (cfg->smtp_timeout == 0 || cfg->pop3_timeout == 0)
+		*why_r = xstrdup("smtp_timeout and pop3_timeout must be at least 1 second");
 	else
 		return 0;
 	return -1;
