@@ -54,6 +54,7 @@ struct conn {
 	bool closing;
 	bool closed;
 	struct peer_slot *slot;
+	struct conn *prev, *next; /* every open conn, for conn_shutdown_all */
 };
 
 /* Open connections per client address, for connections_per_client. */
@@ -64,6 +65,7 @@ struct peer_slot {
 };
 
 static struct peer_slot *peer_slots;
+static struct conn *conn_all;
 static unsigned conn_count;
 
 static struct peer_slot *
@@ -131,6 +133,10 @@ conn_new(struct event_base *base, int fd, const struct sockaddr *peer, socklen_t
 	c->slot = peer_slot_get(c->peer_str);
 	c->slot->count++;
 	conn_count++;
+	c->next = conn_all;
+	if (conn_all != NULL)
+		conn_all->prev = c;
+	conn_all = c;
 	event_add(c->ev_read, NULL);
 	return c;
 }
@@ -163,6 +169,15 @@ unsigned
 conn_total_count(void)
 {
 	return conn_count;
+}
+
+void
+conn_shutdown_all(void)
+{
+	/* Sessions only mark themselves closing here; none is freed. */
+	for (struct conn *c = conn_all; c != NULL; c = c->next)
+		if (!c->closing && c->handler->on_shutdown != NULL)
+			c->handler->on_shutdown(c, c->ctx);
 }
 
 void
@@ -340,6 +355,12 @@ conn_free(struct conn *c)
 		close(c->fd);
 	peer_slot_put(c->slot);
 	conn_count--;
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		conn_all = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
 	free(c);
 }
 

@@ -22,6 +22,8 @@ struct conn_handler {
 	/* No input for the timeout: write a goodbye; the conn then closes. */
 	void (*on_timeout)(struct conn *c, void *ctx);
 	void (*on_close)(struct conn *c, void *ctx);
+	/* The server is stopping: end the session now if nothing is in flight. */
+	void (*on_shutdown)(struct conn *c, void *ctx);
 };
 
 enum conn_line {
@@ -47,6 +49,8 @@ unsigned conn_local_port(const struct conn *c);
 unsigned conn_peer_count(const struct conn *c);
 /* Open connections in this process. */
 unsigned conn_total_count(void);
+/* SIGTERM: asks every open session to end (on_shutdown). */
+void conn_shutdown_all(void);
 
 /* Idle timeout in seconds, restarted by every read; 0 turns it off. */
 void conn_set_timeout(struct conn *c, unsigned seconds);

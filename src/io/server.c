@@ -160,6 +160,7 @@ server_on_signal(evutil_socket_t sig, short what, void *arg)
 		 (int)sig);
 	rt->srv.draining = true;
 	listeners_stop(rt->listeners);
+	conn_shutdown_all();
 	rt->drain_started = time(NULL);
 	rt->ev_drain = event_new(rt->srv.base, -1, EV_PERSIST, server_on_drain_tick, rt);
 	struct timeval tv = { 0, 100 * 1000 };

@@ -55,7 +55,7 @@ on_close(struct conn *c, void *ctx)
 	s->closed = 1;
 }
 
-static const struct conn_handler handler = { on_input, NULL, on_timeout, on_close };
+static const struct conn_handler handler = { on_input, NULL, on_timeout, on_close, NULL };
 
 static void
 run_until_closed(struct event_base *base, struct session *s)

@@ -59,7 +59,7 @@ on_close(struct conn *c, void *ctx)
 	((struct session *)ctx)->closed = 1;
 }
 
-static const struct conn_handler handler = { on_input, NULL, on_timeout, on_close };
+static const struct conn_handler handler = { on_input, NULL, on_timeout, on_close, NULL };
 
 /* Reads from the plain socket until want is seen (or ~1000 loop turns). */
 static void

@@ -1,0 +1,249 @@
+/*
+ * SMTP DATA: the message is dot-decoded into a temp file (bounded, trace
+ * header first), then delivered to local users through the store and
+ * handed to the spool for foreign recipients, all before the 250.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "queue/spool.h"
+#include "smtp/smtp_private.h"
+#include "store/store.h"
+
+/*
+ * The temp file is unlinked as soon as it is open: the store and the spool
+ * read it through the descriptor, and a crash or a client that vanishes
+ * mid-DATA can then never leave a stray file behind.
+ */
+static int
+smtp_data_open(struct smtp_session *s, const char *msg_id)
+{
+	char *dir = xasprintf("%s/spool/tmp", s->srv->cfg->data_dir);
+	char *path = xasprintf("%s/%s.smtp", dir, msg_id);
+	int fd = -1;
+	if (mkdir_p(dir, 0700) == 0)
+		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		log_err("%s: open %s: %s", s->id, path, strerror(errno));
+	else
+		unlink(path);
+	free(path);
+	free(dir);
+	return fd;
+}
+
+/* RFC 3848: SMTP, ESMTP, and an "S" more when TLS carried the message. */
+static const char *
+smtp_received_protocol(struct smtp_session *s)
+{
+	bool tls = conn_is_tls(s->conn);
+	if (s->esmtp)
+		return tls ? "ESMTPS" : "ESMTP";
+	return tls ? "SMTPS" : "SMTP";
+}
+
+/*
+ * The trace header (RFC 5321 §4.4), with the protocol named as RFC 3848
+ * says, and "for" only when there is exactly one recipient, so that a
+ * Received: line never discloses the other recipients (Bcc).
+ */
+static void
+smtp_received_header(struct smtp_session *s, const char *msg_id, struct buf *out)
+{
+	const char *peer = conn_peer(s->conn);
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	buf_appendf(out, "Received: from %s (rdns-not-done [%s%s])\r\n"
+			 "\tby %s (tern) with %s id %s",
+		    s->helo != NULL ? s->helo : "unknown",
+		    strchr(peer, ':') != NULL ? "IPv6:" : "", peer,
+		    s->srv->cfg->hostname, smtp_received_protocol(s), msg_id);
+	if (s->nrcpts == 1)
+		buf_appendf(out, "\r\n\tfor <%s>", s->first_rcpt);
+	buf_appendf(out, "; %s\r\n", date);
+}
+
+void
+smtp_data_begin(struct smtp_session *s)
+{
+	struct smtp_data *d = xcalloc(1, sizeof(*d));
+	make_id(d->msg_id);
+	d->fd = smtp_data_open(s, d->msg_id);
+	if (d->fd < 0) {
+		free(d);
+		smtp_reject(s, "451 4.3.0 Error: local error in processing");
+		return;
+	}
+	smtp_received_header(s, d->msg_id, &d->chunk);
+	if (write_all(d->fd, d->chunk.data, d->chunk.len) < 0)
+		d->write_errno = errno;
+	d->file_size = (off_t)d->chunk.len;
+	buf_reset(&d->chunk);
+	/* The CRLF of the DATA line comes first: "." CRLF at once is the end. */
+	dot_decoder_init(&d->dec);
+	s->data = d;
+	s->state = SMTP_STATE_DATA;
+	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+/*
+ * Puts decoded bytes into the file. Past the size limit, or once the
+ * message is known to be refused, bytes are only counted and dropped: the
+ * client is still sending and must be read up to the end marker.
+ */
+static void
+smtp_data_store(struct smtp_session *s, struct smtp_data *d)
+{
+	size_t n = d->chunk.len;
+	if (n == 0)
+		return;
+	if (memchr(d->chunk.data, '\0', n) != NULL)
+		d->has_nul = true;
+	d->size += (off_t)n;
+	if ((size_t)d->size > s->srv->cfg->message_size_limit)
+		d->too_big = true;
+	if (!d->too_big && !d->has_nul && d->write_errno == 0) {
+		if (write_all(d->fd, d->chunk.data, n) < 0)
+			d->write_errno = errno;
+		else
+			d->file_size += (off_t)n;
+	}
+	buf_reset(&d->chunk);
+}
+
+static void
+smtp_data_free(struct smtp_session *s)
+{
+	struct smtp_data *d = s->data;
+	if (d == NULL)
+		return;
+	if (d->fd >= 0)
+		close(d->fd);
+	buf_free(&d->chunk);
+	free(d);
+	s->data = NULL;
+}
+
+void
+smtp_data_abort(struct smtp_session *s)
+{
+	if (s->data != NULL)
+		log_info("%s: message %s dropped: client gone during DATA", s->id,
+			 s->data->msg_id);
+	smtp_data_free(s);
+}
+
+/* Local recipients: one store_deliver each. Returns how many failed. */
+static size_t
+smtp_deliver_local(struct smtp_session *s, struct smtp_data *d)
+{
+	size_t failed = 0;
+	for (size_t i = 0; i < s->ntargets; i++) {
+		const char *to = s->targets[i].address;
+		if (!s->targets[i].local)
+			continue;
+		char *prefix = xasprintf("Return-Path: <%s>\r\nDelivered-To: %s\r\n",
+					 s->sender, to);
+		char *error = NULL;
+		if (store_deliver(s->srv->store, to, prefix, strlen(prefix), d->fd,
+				  d->file_size, &error) == 0) {
+			log_info("%s: to=<%s> status=delivered", d->msg_id, to);
+		} else {
+			log_warn("%s: to=<%s> status=deferred (%s)", d->msg_id, to,
+				 error != NULL ? error : "store error");
+			failed++;
+		}
+		free(error);
+		free(prefix);
+	}
+	return failed;
+}
+
+/* Foreign recipients: one queue file for all of them. -1 if it failed. */
+static int
+smtp_deliver_spool(struct smtp_session *s, struct smtp_data *d)
+{
+	char **rcpts = xcalloc(s->ntargets + 1, sizeof(*rcpts));
+	size_t n = 0;
+	for (size_t i = 0; i < s->ntargets; i++)
+		if (!s->targets[i].local)
+			rcpts[n++] = s->targets[i].address;
+	int ret = 0;
+	if (n > 0) {
+		char queue_id[13];
+		char *error = NULL;
+		ret = spool_enqueue(s->srv->cfg->data_dir, s->sender, rcpts, n, d->fd,
+				    d->file_size, queue_id, &error);
+		for (size_t i = 0; i < n; i++) {
+			if (ret == 0)
+				log_info("%s: to=<%s> status=queued queue_id=%s", d->msg_id,
+					 rcpts[i], queue_id);
+			else
+				log_warn("%s: to=<%s> status=deferred (%s)", d->msg_id,
+					 rcpts[i], error);
+		}
+		free(error);
+	}
+	free(rcpts);
+	return ret;
+}
+
+/*
+ * The end of DATA. The 250 goes out only after every copy is durable: the
+ * temp file is fsynced first, so that what the store and spool read from
+ * it is on disk; they fsync their own files and directories. If any copy
+ * failed the client gets a 451 and sends again: some recipients may then
+ * get the message twice, but none loses it.
+ */
+static void
+smtp_data_end(struct smtp_session *s)
+{
+	struct smtp_data *d = s->data;
+	log_info("smtp %s: from=<%s> size=%lld nrcpt=%u", d->msg_id, s->sender,
+		 (long long)d->size, s->nrcpts);
+	if (d->has_nul) {
+		smtp_reject(s, "554 5.6.0 Error: message contains NUL characters");
+	} else if (d->too_big) {
+		smtp_reject(s, "552 5.3.4 Message size exceeds fixed limit");
+	} else if (d->write_errno != 0 || fsync(d->fd) < 0) {
+		log_err("%s: writing the message: %s", d->msg_id,
+			strerror(d->write_errno != 0 ? d->write_errno : errno));
+		smtp_reject(s, "451 4.3.0 Error: local error in processing");
+	} else {
+		size_t failed = smtp_deliver_local(s, d);
+		if (smtp_deliver_spool(s, d) < 0)
+			failed++;
+		if (failed == 0)
+			smtp_reply(s, "250 2.0.0 Ok: queued as %s", d->msg_id);
+		else
+			smtp_reject(s, "451 4.3.0 Error: delivery failed, try again later");
+	}
+	smtp_data_free(s);
+	smtp_transaction_reset(s);
+}
+
+bool
+smtp_data_input(struct smtp_session *s)
+{
+	struct smtp_data *d = s->data;
+	const char *in;
+	size_t n = conn_input(s->conn, &in);
+	if (n == 0)
+		return false;
+	bool done;
+	size_t used = dot_decode(&d->dec, in, n, &d->chunk, &done);
+	conn_consume(s->conn, used);
+	smtp_data_store(s, d);
+	if (done)
+		smtp_data_end(s);
+	return true;
+}
