@@ -99,6 +99,7 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg);
 static void conn_on_write(evutil_socket_t fd, short what, void *arg);
 static void conn_on_timer(evutil_socket_t fd, short what, void *arg);
 static void conn_on_later(evutil_socket_t fd, short what, void *arg);
+static void conn_finish(struct conn *c);
 
 struct conn *
 conn_new(struct event_base *base, int fd, const struct sockaddr *peer, socklen_t peerlen,
@@ -362,6 +363,13 @@ conn_free(struct conn *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	free(c);
+}
+
+void
+conn_finish_all(void)
+{
+	while (conn_all != NULL)
+		conn_finish(conn_all);
 }
 
 /* The end: the session frees itself in on_close, then the conn goes. */

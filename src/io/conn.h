@@ -51,6 +51,8 @@ unsigned conn_peer_count(const struct conn *c);
 unsigned conn_total_count(void);
 /* SIGTERM: asks every open session to end (on_shutdown). */
 void conn_shutdown_all(void);
+/* At exit: ends every conn still open at once (on_close, then freed). */
+void conn_finish_all(void);
 
 /* Idle timeout in seconds, restarted by every read; 0 turns it off. */
 void conn_set_timeout(struct conn *c, unsigned seconds);

@@ -240,6 +240,7 @@ server_main(const char *config_path, bool detach, session_start_fn *const starts
 	log_info("ternd started: %s, domains %s%s", rt.srv.cfg->path, rt.srv.cfg->domains[0],
 		 rt.srv.cfg->ndomains > 1 ? " and more" : "");
 	event_base_dispatch(rt.srv.base);
+	conn_finish_all();
 	log_info("ternd stopped");
 	for (int i = 0; i < 3; i++)
 		event_free(ev_sig[i]);
