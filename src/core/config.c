@@ -38,6 +38,8 @@ struct config_key {
 };
 
 #define K(name, type, field) { name, type, offsetof(struct config, field) }
+#define ACCESS(name, p) K("access." name ".allow", KEY_NETS, access_allow[p]), \
+			K("access." name ".deny", KEY_NETS, access_deny[p])
 
 
 /* Every key the file may hold; docs/configuration.md documents each. */
@@ -60,6 +62,17 @@ static const struct config_key config_keys[] = {
 	K("pop3_timeout", KEY_UINT, pop3_timeout),
 	K("bad_command_limit", KEY_UINT, bad_command_limit),
 	K("auth_fail_delay_ms", KEY_UINT, auth_fail_delay_ms),
+	K("auth_block_after", KEY_UINT, auth_block_after),
+	K("auth_block_seconds", KEY_UINT, auth_block_seconds),
+	K("auth_max_failures", KEY_UINT, auth_max_failures),
+	K("plaintext_auth_networks", KEY_NETS, plaintext_auth_networks),
+	ACCESS("smtp", PROTO_SMTP),
+	ACCESS("submission", PROTO_SUBMISSION),
+	ACCESS("submissions", PROTO_SUBMISSIONS),
+	ACCESS("pop3", PROTO_POP3),
+	ACCESS("pop3s", PROTO_POP3S),
+	ACCESS("imap", PROTO_IMAP),
+	ACCESS("imaps", PROTO_IMAPS),
 	K("log_level", KEY_LOGLEVEL, log_level),
 };
 
@@ -96,6 +109,12 @@ config_defaults(struct config *cfg)
 	cfg->pop3_timeout = 600;
 	cfg->bad_command_limit = 10;
 	cfg->auth_fail_delay_ms = 2000;
+	cfg->auth_block_after = 10;
+	cfg->auth_block_seconds = 600;
+	cfg->auth_max_failures = 3;
+	char *bad = NULL;
+	if (net_list_parse("127.0.0.0/8 ::1", &cfg->plaintext_auth_networks, &bad) < 0)
+		abort();
 	cfg->log_level = LOG_LEVEL_INFO;
 }
 
@@ -316,6 +335,11 @@ config_free(struct config **cfgp)
 	for (int i = 0; i < PROTO_COUNT; i++)
 		free(cfg->listen[i]);
 	net_list_free(&cfg->trusted_networks);
+	net_list_free(&cfg->plaintext_auth_networks);
+	for (int i = 0; i < PROTO_COUNT; i++) {
+		net_list_free(&cfg->access_allow[i]);
+		net_list_free(&cfg->access_deny[i]);
+	}
 	free(cfg);
 	*cfgp = NULL;
 }

@@ -45,7 +45,15 @@ struct config {
 	unsigned smtp_timeout;      /* seconds idle before the session is closed */
 	unsigned pop3_timeout;
 	unsigned bad_command_limit; /* bad commands in a row before we hang up */
-	unsigned auth_fail_delay_ms;
+	unsigned auth_fail_delay_ms;  /* delay after the first failed login */
+	unsigned auth_block_after;    /* failures before an address/user is blocked */
+	unsigned auth_block_seconds;  /* how long a block lasts */
+	unsigned auth_max_failures;   /* failed logins per connection before hang-up */
+	/* Where passwords may cross in clear (without TLS): loopback by default. */
+	struct net_list plaintext_auth_networks;
+	/* Per listener protocol, TCP-wrappers style: allow wins, then deny. */
+	struct net_list access_allow[PROTO_COUNT];
+	struct net_list access_deny[PROTO_COUNT];
 	enum log_level log_level;
 };
 

@@ -12,6 +12,7 @@
 #include <event2/event.h>
 
 #include "auth/aliases.h"
+#include "auth/authguard.h"
 #include "auth/userdb.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -53,6 +54,23 @@ drop_privileges(const char *user, char **error_r)
 	return 0;
 }
 
+bool
+server_access_allowed(const struct config *cfg, enum proto proto, const struct sockaddr *peer)
+{
+	if (net_list_match(&cfg->access_allow[proto], peer))
+		return true;
+	return !net_list_match(&cfg->access_deny[proto], peer);
+}
+
+bool
+server_plaintext_auth_ok(const struct server *srv, const struct conn *c)
+{
+	const struct config *cfg = srv->cfg;
+	return conn_is_tls(c) ||
+	       net_list_match(&cfg->plaintext_auth_networks, conn_peer_addr(c)) ||
+	       net_list_match(&cfg->trusted_networks, conn_peer_addr(c));
+}
+
 /* Loads the certificate and key, if the config names them. */
 static int
 server_load_tls(const struct config *cfg, SSL_CTX **ctx_r, char **error_r)
@@ -84,6 +102,7 @@ server_open_data(struct server *srv, char **error_r)
 		r = -1;
 	} else {
 		srv->store = store_open(mail_root);
+		srv->guard = authguard_new();
 		srv->users = userdb_open(cfg->users_file, cfg->domains[0]);
 		if (cfg->aliases_file != NULL) {
 			srv->aliases = aliases_open(cfg->aliases_file, cfg->domains[0]);
@@ -174,6 +193,7 @@ server_cleanup(struct server_runtime *rt)
 	userdb_free(&rt->srv.users);
 	aliases_free(&rt->srv.aliases);
 	store_free(&rt->srv.store);
+	authguard_free(&rt->srv.guard);
 	SSL_CTX_free(rt->srv.tls);
 	for (size_t i = 0; i < rt->nold; i++)
 		config_free(&rt->old_cfgs[i]);

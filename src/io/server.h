@@ -11,6 +11,8 @@ struct userdb;
 struct aliases;
 struct store;
 struct ssl_ctx_st;
+struct authguard;
+struct conn;
 
 /*
  * What every session of this process shares. Sessions read cfg at the
@@ -24,12 +26,26 @@ struct server {
 	struct aliases *aliases;
 	struct store *store;
 	struct ssl_ctx_st *tls; /* OpenSSL's SSL_CTX, or NULL without tls_cert */
+	struct authguard *guard; /* failed-login counts, across sessions */
 	bool draining; /* SIGTERM: no new sessions, finish the open ones */
 };
 
 /* Starts a session of the listener's protocol on an accepted socket. */
 typedef void session_start_fn(struct server *srv, int fd, const struct sockaddr *peer,
 			      socklen_t peerlen);
+
+/*
+ * Per-listener access lists, TCP-wrappers style: an address in
+ * access.PROTO.allow is let in; else one in access.PROTO.deny is refused;
+ * else it is let in.
+ */
+bool server_access_allowed(const struct config *cfg, enum proto proto,
+			   const struct sockaddr *peer);
+/*
+ * May a password cross this connection? Under TLS yes; in clear only from
+ * plaintext_auth_networks (loopback by default) and trusted_networks.
+ */
+bool server_plaintext_auth_ok(const struct server *srv, const struct conn *c);
 
 /*
  * ternd's life: loads the config, opens users, aliases and store, binds
