@@ -1,4 +1,7 @@
-/* The users file: "user@domain:HASH" lines, read again whenever it changes. */
+/*
+ * The users file: "user@domain:HASH[:scram-sha-256=...]" lines, read again
+ * whenever it changes.
+ */
 #include "auth/userdb.h"
 
 #include <crypt.h>
@@ -12,6 +15,9 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 
 #include "core/buf.h"
 #include "core/log.h"
@@ -23,6 +29,7 @@
 struct userdb_entry {
 	char *address;
 	char *hash;
+	struct userdb_scram *scram; /* NULL if the line has none */
 	size_t order; /* line order, so that the first of two duplicates wins */
 };
 
@@ -47,12 +54,20 @@ userdb_open(const char *path, const char *default_domain)
 }
 
 static void
+userdb_entry_free(struct userdb_entry *e)
+{
+	free(e->address);
+	free(e->hash);
+	if (e->scram != NULL)
+		explicit_bzero(e->scram, sizeof(*e->scram));
+	free(e->scram);
+}
+
+static void
 userdb_clear(struct userdb *db)
 {
-	for (size_t i = 0; i < db->count; i++) {
-		free(db->entries[i].address);
-		free(db->entries[i].hash);
-	}
+	for (size_t i = 0; i < db->count; i++)
+		userdb_entry_free(&db->entries[i]);
 	free(db->entries);
 	db->entries = NULL;
 	db->count = 0;
@@ -139,13 +154,94 @@ userdb_sort(struct userdb *db)
 		if (strcmp(e->address, db->entries[out - 1].address) == 0) {
 			log_warn("%s: user %s is listed twice; the first entry counts",
 				 db->path, e->address);
-			free(e->address);
-			free(e->hash);
+			userdb_entry_free(e);
 			continue;
 		}
 		db->entries[out++] = *e;
 	}
 	db->count = out;
+}
+
+#define USERDB_SCRAM_PREFIX "scram-sha-256="
+
+/* Decodes base64 into out, which must receive between min and max bytes. */
+static bool
+userdb_b64_field(const char *s, size_t n, unsigned char *out, size_t min, size_t max,
+		 size_t *len_r)
+{
+	unsigned char *bin;
+	size_t len;
+	if (n == 0 || base64_decode(s, n, &bin, &len) < 0)
+		return false;
+	bool ok = len >= min && len <= max;
+	if (ok) {
+		memcpy(out, bin, len);
+		*len_r = len;
+	}
+	explicit_bzero(bin, len);
+	free(bin);
+	return ok;
+}
+
+/* Parses "ITER,SALT,STOREDKEY,SERVERKEY" (after the prefix). */
+static bool
+userdb_scram_parse(const char *text, struct userdb_scram *out)
+{
+	const char *f[4];
+	size_t n[4];
+	const char *p = text;
+	for (int i = 0; i < 4; i++) {
+		const char *comma = strchr(p, ',');
+		f[i] = p;
+		n[i] = comma != NULL ? (size_t)(comma - p) : strlen(p);
+		if ((comma == NULL) != (i == 3))
+			return false;
+		p = comma != NULL ? comma + 1 : p;
+	}
+	char *end;
+	errno = 0;
+	unsigned long iter = strtoul(f[0], &end, 10);
+	if (end != f[0] + n[0] || n[0] == 0 || f[0][0] == '-' || errno != 0 ||
+	    iter == 0 || iter > 10000000)
+		return false;
+	out->iterations = (unsigned int)iter;
+	size_t len;
+	return userdb_b64_field(f[1], n[1], out->salt, 1, sizeof(out->salt),
+				&out->salt_len) &&
+	       userdb_b64_field(f[2], n[2], out->stored_key, USERDB_SCRAM_KEY_LEN,
+				USERDB_SCRAM_KEY_LEN, &len) &&
+	       userdb_b64_field(f[3], n[3], out->server_key, USERDB_SCRAM_KEY_LEN,
+				USERDB_SCRAM_KEY_LEN, &len);
+}
+
+/*
+ * Splits the fields after the crypt hash off hash (in place) and reads
+ * the SCRAM secrets among them; other fields are ignored, for later use.
+ * Returns false if a SCRAM field is there but does not parse.
+ */
+static bool
+userdb_parse_extra(char *hash, struct userdb_scram **scram_r)
+{
+	*scram_r = NULL;
+	char *p = strchr(hash, ':');
+	if (p == NULL)
+		return true;
+	*p++ = '\0';
+	for (char *next; p != NULL; p = next) {
+		next = strchr(p, ':');
+		if (next != NULL)
+			*next++ = '\0';
+		if (strncmp(p, USERDB_SCRAM_PREFIX, strlen(USERDB_SCRAM_PREFIX)) != 0 ||
+		    *scram_r != NULL)
+			continue;
+		struct userdb_scram *sc = xcalloc(1, sizeof(*sc));
+		if (!userdb_scram_parse(p + strlen(USERDB_SCRAM_PREFIX), sc)) {
+			free(sc);
+			return false;
+		}
+		*scram_r = sc;
+	}
+	return true;
 }
 
 static void
@@ -167,12 +263,16 @@ userdb_parse(struct userdb *db, char *text)
 			log_warn("%s:%d: not 'user@domain:HASH', line ignored", db->path, lineno);
 			continue;
 		}
+		struct userdb_scram *scram;
+		if (!userdb_parse_extra(hash, &scram))
+			log_warn("%s:%d: bad scram-sha-256 field, SCRAM disabled for %s",
+				 db->path, lineno, address);
 		if (db->count == cap) {
 			cap = cap ? cap * 2 : 64;
 			db->entries = xrealloc(db->entries, cap * sizeof(*db->entries));
 		}
 		db->entries[db->count] = (struct userdb_entry){
-			xstrdup(address), xstrdup(hash), db->count };
+			xstrdup(address), xstrdup(hash), scram, db->count };
 		db->count++;
 	}
 	userdb_sort(db);
@@ -273,7 +373,86 @@ userdb_verify(struct userdb *db, const char *login, const char *password,
 	return 1;
 }
 
+/*
+ * "*", "!..." or an empty hash locks the account (as in shadow(5)); the
+ * SCRAM secrets beside it must not open it again.
+ */
+static bool
+userdb_hash_locked(const char *hash)
+{
+	return hash[0] == '\0' || hash[0] == '*' || hash[0] == '!';
+}
+
+int
+userdb_scram_secrets(struct userdb *db, const char *address, struct userdb_scram *out)
+{
+	if (userdb_refresh(db) < 0)
+		return -1;
+	const struct userdb_entry *e = userdb_find(db, address);
+	if (e == NULL || e->scram == NULL || userdb_hash_locked(e->hash))
+		return 0;
+	*out = *e->scram;
+	return 1;
+}
+
+/*
+ * RFC 5802 section 3: SaltedPassword := Hi(password, salt, i) (PBKDF2),
+ * ClientKey := HMAC(SaltedPassword, "Client Key"), StoredKey := H(ClientKey),
+ * ServerKey := HMAC(SaltedPassword, "Server Key"). The password is used as
+ * given: SASLprep is not applied, so only ASCII passwords are sure to
+ * match what every client computes.
+ */
+void
+userdb_scram_derive(const char *password, const unsigned char *salt, size_t salt_len,
+		    unsigned int iterations, struct userdb_scram *out)
+{
+	unsigned char salted[USERDB_SCRAM_KEY_LEN], client_key[USERDB_SCRAM_KEY_LEN];
+	unsigned int len;
+	memset(out, 0, sizeof(*out));
+	out->iterations = iterations;
+	out->salt_len = salt_len < sizeof(out->salt) ? salt_len : sizeof(out->salt);
+	memcpy(out->salt, salt, out->salt_len);
+	if (PKCS5_PBKDF2_HMAC(password, (int)strlen(password), out->salt,
+			      (int)out->salt_len, (int)iterations, EVP_sha256(),
+			      sizeof(salted), salted) != 1 ||
+	    HMAC(EVP_sha256(), salted, sizeof(salted),
+		 (const unsigned char *)"Client Key", 10, client_key, &len) == NULL ||
+	    EVP_Digest(client_key, sizeof(client_key), out->stored_key, NULL,
+		       EVP_sha256(), NULL) != 1 ||
+	    HMAC(EVP_sha256(), salted, sizeof(salted),
+		 (const unsigned char *)"Server Key", 10, out->server_key, &len) == NULL) {
+		/* Only on a broken OpenSSL: leave secrets that match nothing. */
+		log_err("SCRAM key derivation failed");
+		RAND_bytes(out->stored_key, sizeof(out->stored_key));
+	}
+	explicit_bzero(salted, sizeof(salted));
+	explicit_bzero(client_key, sizeof(client_key));
+}
+
 /* ---- editing, for `tern user` ---- */
+
+/* "scram-sha-256=ITER,SALT,STOREDKEY,SERVERKEY" with a fresh random salt. */
+static char *
+userdb_scram_field_new(const char *password, char **error_r)
+{
+	unsigned char salt[USERDB_SCRAM_SALT_LEN];
+	if (RAND_bytes(salt, sizeof(salt)) != 1) {
+		*error_r = xstrdup("cannot make a SCRAM salt: no randomness");
+		return NULL;
+	}
+	struct userdb_scram sc;
+	userdb_scram_derive(password, salt, sizeof(salt), USERDB_SCRAM_ITERATIONS, &sc);
+	char *s64 = base64_encode(sc.salt, sc.salt_len);
+	char *k64 = base64_encode(sc.stored_key, sizeof(sc.stored_key));
+	char *v64 = base64_encode(sc.server_key, sizeof(sc.server_key));
+	char *field = xasprintf(USERDB_SCRAM_PREFIX "%u,%s,%s,%s", sc.iterations,
+				s64, k64, v64);
+	explicit_bzero(&sc, sizeof(sc));
+	free(s64);
+	free(k64);
+	free(v64);
+	return field;
+}
 
 /* A new yescrypt hash of password with a fresh random salt. */
 static char *
@@ -437,8 +616,13 @@ userdb_edit_password(const char *path, const char *address, const char *password
 		*error_r = xasprintf("'%s': not a valid address (user@domain)", address);
 	} else {
 		char *hash = userdb_hash_new(password, error_r);
-		if (hash != NULL)
-			r = userdb_edit(path, addr, op, hash, error_r);
+		char *scram = hash ? userdb_scram_field_new(password, error_r) : NULL;
+		if (scram != NULL) {
+			char *fields = xasprintf("%s:%s", hash, scram);
+			r = userdb_edit(path, addr, op, fields, error_r);
+			free(fields);
+		}
+		free(scram);
 		free(hash);
 	}
 	free(addr);

@@ -3,14 +3,32 @@
 
 #include <stdbool.h>
 
+#include <stddef.h>
+
 /*
- * The users file: one "user@domain:HASH" per line, HASH from crypt(3)
- * (yescrypt "$y$..." by default, SHA-512-crypt "$6$..." accepted). Blank
- * lines and lines starting with '#' are ignored. The file is read again
- * whenever it changes on disk, so a running ternd sees `tern user add`
- * without a restart.
+ * The users file: one "user@domain:HASH[:scram-sha-256=ITER,SALT,STOREDKEY,
+ * SERVERKEY]" per line, HASH from crypt(3) (yescrypt "$y$..." by default,
+ * SHA-512-crypt "$6$..." accepted), the optional field the SCRAM-SHA-256
+ * secrets of RFC 5802 section 3 (base64; written by userdb_add and
+ * userdb_set_password). Blank lines and lines starting with '#' are
+ * ignored. The file is read again whenever it changes on disk, so a
+ * running ternd sees `tern user add` without a restart.
  */
 struct userdb;
+
+#define USERDB_SCRAM_ITERATIONS 4096 /* RFC 7677 section 3: at least 4096 */
+#define USERDB_SCRAM_SALT_LEN 16     /* what userdb_add writes */
+#define USERDB_SCRAM_SALT_MAX 64     /* the longest salt read from the file */
+#define USERDB_SCRAM_KEY_LEN 32      /* SHA-256 */
+
+/* SCRAM-SHA-256 secrets: the server never needs the password itself. */
+struct userdb_scram {
+	unsigned int iterations;
+	unsigned char salt[USERDB_SCRAM_SALT_MAX];
+	size_t salt_len;
+	unsigned char stored_key[USERDB_SCRAM_KEY_LEN]; /* H(ClientKey) */
+	unsigned char server_key[USERDB_SCRAM_KEY_LEN];
+};
 
 struct userdb *userdb_open(const char *path, const char *default_domain);
 void userdb_free(struct userdb **db);
@@ -29,6 +47,16 @@ bool userdb_exists(struct userdb *db, const char *address);
  */
 int userdb_verify(struct userdb *db, const char *login, const char *password,
 		  char **address_r);
+/*
+ * The SCRAM-SHA-256 secrets of a canonical address: 1 found, 0 unknown
+ * user or no secrets stored for it, -1 if the users file cannot be read.
+ */
+int userdb_scram_secrets(struct userdb *db, const char *address,
+			 struct userdb_scram *out);
+/* Derives the secrets from a password (RFC 5802 section 3). */
+void userdb_scram_derive(const char *password, const unsigned char *salt,
+			 size_t salt_len, unsigned int iterations,
+			 struct userdb_scram *out);
 
 /* Editing, for `tern user`: each rewrites the file atomically. */
 int userdb_add(const char *path, const char *address, const char *password,

@@ -129,7 +129,7 @@ listener_on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockadd
 {
 	struct listener *l = arg;
 	(void)ev;
-	l->start(l->srv, fd, peer, (socklen_t)peerlen);
+	l->start(l->srv, fd, peer, (socklen_t)peerlen, l->proto);
 }
 
 static void

@@ -55,6 +55,12 @@ drop_privileges(const char *user, char **error_r)
 }
 
 bool
+proto_implicit_tls(enum proto proto)
+{
+	return proto == PROTO_SUBMISSIONS || proto == PROTO_POP3S || proto == PROTO_IMAPS;
+}
+
+bool
 server_access_allowed(const struct config *cfg, enum proto proto, const struct sockaddr *peer)
 {
 	if (net_list_match(&cfg->access_allow[proto], peer))

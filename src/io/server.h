@@ -30,9 +30,15 @@ struct server {
 	bool draining; /* SIGTERM: no new sessions, finish the open ones */
 };
 
-/* Starts a session of the listener's protocol on an accepted socket. */
+/*
+ * Starts a session on an accepted socket. proto is the listener's: one
+ * session type serves several (SMTP: smtp, submission, submissions).
+ */
 typedef void session_start_fn(struct server *srv, int fd, const struct sockaddr *peer,
-			      socklen_t peerlen);
+			      socklen_t peerlen, enum proto proto);
+
+/* Implicit TLS (RFC 8314): submissions, pop3s, imaps. */
+bool proto_implicit_tls(enum proto proto);
 
 /*
  * Per-listener access lists, TCP-wrappers style: an address in

@@ -32,6 +32,7 @@ struct pop3_session {
 	struct server *srv;
 	struct conn *conn;
 	char id[13];
+	enum proto proto;          /* pop3, or pop3s (implicit TLS) */
 	enum pop3_state state;
 	char *user;                /* the USER argument, waiting for PASS */
 	char *address;             /* canonical address once logged in */

@@ -92,9 +92,10 @@ pop3_log_name(const char *s, char out[POP3_LOG_NAME_MAX + 1])
 
 void
 pop3_session_start(struct server *srv, int fd, const struct sockaddr *peer,
-		   socklen_t peerlen)
+		   socklen_t peerlen, enum proto proto)
 {
 	struct pop3_session *s = xcalloc(1, sizeof(*s));
+	s->proto = proto;
 	s->srv = srv;
 	s->state = POP3_STATE_AUTH;
 	s->stream.fd = -1;

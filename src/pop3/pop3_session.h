@@ -3,7 +3,7 @@
 
 #include <sys/socket.h>
 
-struct server;
+#include "io/server.h"
 
 /*
  * Starts a POP3 session (RFC 1939, with RFC 2449 CAPA and response codes
@@ -11,6 +11,6 @@ struct server;
  * frees itself when the conn closes.
  */
 void pop3_session_start(struct server *srv, int fd, const struct sockaddr *peer,
-			socklen_t peerlen);
+			socklen_t peerlen, enum proto proto);
 
 #endif

@@ -42,6 +42,7 @@ struct smtp_session {
 	struct server *srv;
 	struct conn *conn;
 	char id[13];
+	enum proto proto;      /* smtp, submission or submissions */
 	enum smtp_state state;
 	bool esmtp;
 	char *helo;

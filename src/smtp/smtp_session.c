@@ -133,9 +133,10 @@ smtp_transaction_reset(struct smtp_session *s)
 
 void
 smtp_session_start(struct server *srv, int fd, const struct sockaddr *peer,
-		   socklen_t peerlen)
+		   socklen_t peerlen, enum proto proto)
 {
 	struct smtp_session *s = xcalloc(1, sizeof(*s));
+	s->proto = proto;
 	s->srv = srv;
 	make_id(s->id);
 	s->state = SMTP_STATE_GREETED;

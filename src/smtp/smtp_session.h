@@ -13,6 +13,6 @@
  * spool. The session owns the conn and frees itself when it closes.
  */
 void smtp_session_start(struct server *srv, int fd, const struct sockaddr *peer,
-			socklen_t peerlen);
+			socklen_t peerlen, enum proto proto);
 
 #endif
