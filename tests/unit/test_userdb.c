@@ -187,6 +187,99 @@ test_duplicates_and_junk(void)
 	free(h2);
 }
 
+/* The SCRAM field: written by add and passwd, read back, old lines still fine. */
+static void
+test_scram_field(void)
+{
+	unlink(path);
+	char *error = NULL;
+	TEST_ASSERT(userdb_add(path, "ivy@example.org", "pw1", &error) == 0);
+	char *text = read_file(path, 4096, NULL);
+	TEST_ASSERT(text != NULL && strstr(text, ":scram-sha-256=4096,") != NULL);
+	TEST_ASSERT(text != NULL && strchr(text, '\n') == text + strlen(text) - 1);
+	free(text);
+
+	struct userdb *db = userdb_open(path, "example.org");
+	struct userdb_scram sc, want;
+	TEST_ASSERT(userdb_scram_secrets(db, "ivy@example.org", &sc) == 1);
+	TEST_ASSERT(sc.iterations == 4096 && sc.salt_len == 16);
+	userdb_scram_derive("pw1", sc.salt, sc.salt_len, sc.iterations, &want);
+	TEST_ASSERT(memcmp(sc.stored_key, want.stored_key, 32) == 0);
+	TEST_ASSERT(memcmp(sc.server_key, want.server_key, 32) == 0);
+	char *addr = NULL;
+	TEST_ASSERT(userdb_verify(db, "ivy", "pw1", &addr) == 1);
+	free(addr);
+
+	/* passwd replaces both the hash and the secrets (with a new salt). */
+	TEST_ASSERT(userdb_set_password(path, "ivy@example.org", "pw2", &error) == 0);
+	struct userdb_scram sc2;
+	TEST_ASSERT(userdb_scram_secrets(db, "ivy@example.org", &sc2) == 1);
+	TEST_ASSERT(memcmp(sc.salt, sc2.salt, 16) != 0);
+	userdb_scram_derive("pw2", sc2.salt, sc2.salt_len, sc2.iterations, &want);
+	TEST_ASSERT(memcmp(sc2.stored_key, want.stored_key, 32) == 0);
+	TEST_ASSERT(userdb_verify(db, "ivy", "pw2", &addr) == 1);
+	free(addr);
+	TEST_ASSERT(userdb_scram_secrets(db, "nobody@example.org", &sc) == 0);
+	userdb_free(&db);
+}
+
+/* Secrets on hand-written lines: old, locked, junk, a future field. */
+static void
+test_scram_lines(void)
+{
+	struct userdb *db = userdb_open(path, "example.org");
+	struct userdb_scram sc, want;
+	userdb_scram_derive("pw2", (const unsigned char *)"0123456789abcdef", 16, 4096, &want);
+	char *error = NULL, *addr = NULL, *text;
+	char *k = base64_encode(want.stored_key, 32), *v = base64_encode(want.server_key, 32);
+	char *salt = base64_encode(want.salt, want.salt_len);
+	void *data = NULL;
+	int size = 0;
+	char *hash = xstrdup(crypt_ra("pw2", "$6$saltsalt$", &data, &size));
+	free(data);
+	text = xasprintf("old@example.org:%s\n"
+			 "locked@example.org:*:scram-sha-256=4096,%s,%s,%s\n"
+			 "junk@example.org:%s:scram-sha-256=4096,%s,AAAA,%s\n"
+			 "zero@example.org:%s:scram-sha-256=0,%s,%s,%s\n"
+			 "new@example.org:%s:future=1:scram-sha-256=4096,%s,%s,%s\n",
+			 hash, salt, k, v, hash, salt, v, hash, salt, k, v, hash, salt, k, v);
+	write_text(text);
+	free(text);
+	struct timeval tv[2];
+	gettimeofday(&tv[0], NULL);
+	tv[0].tv_sec += 20;
+	tv[1] = tv[0];
+	TEST_ASSERT(utimes(path, tv) == 0);
+	TEST_ASSERT(userdb_scram_secrets(db, "old@example.org", &sc) == 0);
+	TEST_ASSERT(userdb_verify(db, "old", "pw2", &addr) == 1);
+	free(addr);
+	TEST_ASSERT(userdb_scram_secrets(db, "locked@example.org", &sc) == 0);
+	TEST_ASSERT(userdb_scram_secrets(db, "junk@example.org", &sc) == 0);
+	TEST_ASSERT(userdb_verify(db, "junk", "pw2", &addr) == 1);
+	free(addr);
+	TEST_ASSERT(userdb_scram_secrets(db, "zero@example.org", &sc) == 0);
+	TEST_ASSERT(userdb_scram_secrets(db, "new@example.org", &sc) == 1);
+	TEST_ASSERT(memcmp(sc.stored_key, want.stored_key, 32) == 0);
+	TEST_ASSERT(userdb_verify(db, "new", "pw2", &addr) == 1);
+	free(addr);
+
+	/* Editing keeps the other lines as they are. */
+	TEST_ASSERT(userdb_delete(path, "old@example.org", &error) == 0);
+	struct { char text[512]; } list = { "" };
+	TEST_ASSERT(userdb_list(path, collect, &list, &error) == 0);
+	TEST_ASSERT_STREQ(list.text, "locked@example.org junk@example.org zero@example.org "
+				     "new@example.org ");
+	TEST_ASSERT(userdb_set_password(path, "junk@example.org", "pw3", &error) == 0);
+	TEST_ASSERT(userdb_scram_secrets(db, "junk@example.org", &sc) == 1);
+	unlink(path);
+	TEST_ASSERT(userdb_scram_secrets(db, "junk@example.org", &sc) == -1);
+	userdb_free(&db);
+	free(k);
+	free(v);
+	free(salt);
+	free(hash);
+}
+
 int
 main(void)
 {
@@ -200,6 +293,8 @@ main(void)
 	test_run("reload on change, $6$ hashes", test_reload_and_sha512);
 	test_run("canonical names", test_canonical);
 	test_run("duplicates and junk lines", test_duplicates_and_junk);
+	test_run("SCRAM secrets field", test_scram_field);
+	test_run("SCRAM secrets on old and odd lines", test_scram_lines);
 	unlink(path);
 	rmdir(tmpdir);
 	return test_done();
