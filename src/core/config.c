@@ -28,7 +28,7 @@ proto_std_port(enum proto p)
 	return proto_ports[p];
 }
 
-enum key_type { KEY_STRING, KEY_PATH, KEY_SIZE, KEY_UINT, KEY_DOMAINS, KEY_NETS,
+enum key_type { KEY_STRING, KEY_PATH, KEY_SIZE, KEY_UINT, KEY_DOMAINS, KEY_NETS, KEY_SNI,
 		KEY_LOGLEVEL };
 
 struct config_key {
@@ -52,6 +52,7 @@ static const struct config_key config_keys[] = {
 	K("run_as_user", KEY_STRING, run_as_user),
 	K("tls_cert", KEY_PATH, tls_cert),
 	K("tls_key", KEY_PATH, tls_key),
+	K("tls_sni", KEY_SNI, tls_sni),
 	K("trusted_networks", KEY_NETS, trusted_networks),
 	K("message_size_limit", KEY_SIZE, message_size_limit),
 	K("recipient_limit", KEY_UINT, recipient_limit),
@@ -183,6 +184,21 @@ parse_domains(struct config *cfg, const char *value)
 	return cfg->ndomains > 0 ? 0 : -1;
 }
 
+/* "HOSTNAME CERT KEY"; unlike other keys, each line adds one more. */
+static int
+parse_sni(struct config *cfg, const char *value)
+{
+	char host[256], cert[1024], key[1024], rest[2];
+	if (sscanf(value, "%255s %1023s %1023s %1s", host, cert, key, rest) != 3)
+		return -1;
+	cfg->tls_sni = xrealloc(cfg->tls_sni, (cfg->ntls_sni + 1) * sizeof(*cfg->tls_sni));
+	struct config_sni *sni = &cfg->tls_sni[cfg->ntls_sni++];
+	sni->hostname = str_lower(xstrdup(host));
+	sni->cert = resolve_path(cfg->path, cert);
+	sni->key = resolve_path(cfg->path, key);
+	return 0;
+}
+
 static int
 set_key(struct config *cfg, const char *key, const char *value, char **why_r)
 {
@@ -221,6 +237,11 @@ set_key(struct config *cfg, const char *key, const char *value, char **why_r)
 			if (parse_domains(cfg, value) == 0)
 				return 0;
 			*why_r = xasprintf("%s: needs at least one domain", key);
+			return -1;
+		case KEY_SNI:
+			if (parse_sni(cfg, value) == 0)
+				return 0;
+			*why_r = xasprintf("%s: expected HOSTNAME CERTFILE KEYFILE", key);
 			return -1;
 		case KEY_NETS:
 			net_list_free(field);
@@ -332,6 +353,12 @@ config_free(struct config **cfgp)
 	free(cfg->run_as_user);
 	free(cfg->tls_cert);
 	free(cfg->tls_key);
+	for (size_t i = 0; i < cfg->ntls_sni; i++) {
+		free(cfg->tls_sni[i].hostname);
+		free(cfg->tls_sni[i].cert);
+		free(cfg->tls_sni[i].key);
+	}
+	free(cfg->tls_sni);
 	for (int i = 0; i < PROTO_COUNT; i++)
 		free(cfg->listen[i]);
 	net_list_free(&cfg->trusted_networks);

@@ -23,6 +23,13 @@ const char *proto_name(enum proto p);
 /* The standard port of each protocol: 25, 587, 465, 110, 995, 143, 993. */
 unsigned proto_std_port(enum proto p);
 
+/* One "tls_sni = HOSTNAME CERT KEY" line. */
+struct config_sni {
+	char *hostname; /* exact, or "*.example.org" */
+	char *cert;
+	char *key;
+};
+
 struct config {
 	char *path;           /* the file it was read from */
 	char *hostname;       /* our name in greetings and Received: */
@@ -34,6 +41,8 @@ struct config {
 	char *run_as_user;    /* drop to this user when started as root */
 	char *tls_cert;
 	char *tls_key;
+	struct config_sni *tls_sni; /* more certificates, chosen by SNI */
+	size_t ntls_sni;
 	char *listen[PROTO_COUNT]; /* "addr:port ..." per protocol, or NULL */
 	struct net_list trusted_networks;
 

@@ -226,6 +226,20 @@ base64_decode(const char *s, size_t n, unsigned char **out_r, size_t *len_r)
 {
 	if (n % 4 != 0 || n > 1 << 24)
 		return -1;
+	/* Strictly RFC 4648: EVP_DecodeBlock alone takes stray padding
+	 * ("Q===", "QQ=A") and blanks. */
+	size_t pad = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		bool alpha = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+			     (c >= '0' && c <= '9') || c == '+' || c == '/';
+		if (c == '=')
+			pad++;
+		else if (!alpha || pad > 0)
+			return -1;
+	}
+	if (pad > 2)
+		return -1;
 	unsigned char *out = xmalloc(n / 4 * 3 + 1);
 	int len = EVP_DecodeBlock(out, (const unsigned char *)s, (int)n);
 	if (len < 0) {

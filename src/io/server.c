@@ -29,6 +29,8 @@ struct server_runtime {
 	struct listeners *listeners;
 	struct config **old_cfgs; /* replaced by SIGHUP, kept until exit */
 	size_t nold;
+	struct tls_server **tls;  /* every certificate table loaded, likewise */
+	size_t ntls;
 	struct event *ev_drain;
 	time_t drain_started;
 };
@@ -77,19 +79,20 @@ server_plaintext_auth_ok(const struct server *srv, const struct conn *c)
 	       net_list_match(&cfg->trusted_networks, conn_peer_addr(c));
 }
 
-/* Loads the certificate and key, if the config names them. */
+/*
+ * Loads the certificates. Every table loaded stays until exit: a handshake
+ * begun with an old one still looks names up in it.
+ */
 static int
-server_load_tls(const struct config *cfg, SSL_CTX **ctx_r, char **error_r)
+server_load_tls(struct server_runtime *rt, const struct config *cfg, char **error_r)
 {
-	*ctx_r = NULL;
-	if (cfg->tls_cert == NULL && cfg->tls_key == NULL)
-		return 0;
-	if (cfg->tls_cert == NULL || cfg->tls_key == NULL) {
-		*error_r = xstrdup("tls_cert and tls_key go together");
+	struct tls_server *tls = tls_server_new(cfg, error_r);
+	if (tls == NULL)
 		return -1;
-	}
-	*ctx_r = tls_server_ctx_new(cfg->tls_cert, cfg->tls_key, error_r);
-	return *ctx_r != NULL ? 0 : -1;
+	rt->tls = xrealloc(rt->tls, (rt->ntls + 1) * sizeof(*rt->tls));
+	rt->tls[rt->ntls++] = tls;
+	rt->srv.tls = tls->ctx;
+	return 0;
 }
 
 static int
@@ -131,16 +134,13 @@ server_reload(struct server_runtime *rt)
 		return;
 	}
 	/* Open sessions keep the SSL_CTX they started with (OpenSSL counts
-	 * references); new ones get the reloaded certificate. */
-	SSL_CTX *tls;
-	if (server_load_tls(cfg, &tls, &error) < 0) {
+	 * references); new ones get the reloaded certificates. */
+	if (server_load_tls(rt, cfg, &error) < 0) {
 		log_err("reload failed, keeping the old config: %s", error);
 		free(error);
 		config_free(&cfg);
 		return;
 	}
-	SSL_CTX_free(rt->srv.tls);
-	rt->srv.tls = tls;
 	rt->old_cfgs = xrealloc(rt->old_cfgs, (rt->nold + 1) * sizeof(*rt->old_cfgs));
 	rt->old_cfgs[rt->nold++] = rt->srv.cfg;
 	rt->srv.cfg = cfg;
@@ -200,7 +200,9 @@ server_cleanup(struct server_runtime *rt)
 	aliases_free(&rt->srv.aliases);
 	store_free(&rt->srv.store);
 	authguard_free(&rt->srv.guard);
-	SSL_CTX_free(rt->srv.tls);
+	for (size_t i = 0; i < rt->ntls; i++)
+		tls_server_free(&rt->tls[i]);
+	free(rt->tls);
 	for (size_t i = 0; i < rt->nold; i++)
 		config_free(&rt->old_cfgs[i]);
 	free(rt->old_cfgs);
@@ -219,7 +221,7 @@ server_start(struct server_runtime *rt, const char *config_path, bool detach,
 	struct config *cfg = rt->srv.cfg;
 	log_open("ternd", cfg->log_level, detach);
 	/* The key is read before the privilege drop: it may be root's alone. */
-	if (server_load_tls(cfg, &rt->srv.tls, error_r) < 0)
+	if (server_load_tls(rt, cfg, error_r) < 0)
 		return -1;
 	if (listeners_bind(cfg, starts, &rt->listeners, error_r) < 0)
 		return -1;

@@ -3,11 +3,26 @@
 
 #include <openssl/ssl.h>
 
+struct config;
+
 /*
- * The server side of TLS, shared by every protocol: one SSL_CTX with the
- * configured certificate and key, TLS 1.2 at least, OpenSSL's modern
- * cipher defaults. Connections take it through conn_start_tls.
+ * The server side of TLS, shared by every protocol: the default
+ * certificate (tls_cert/tls_key) and more chosen by the name the client
+ * asks for (SNI, "tls_sni = HOSTNAME CERT KEY"); TLS 1.2 at least,
+ * OpenSSL's modern cipher defaults. Connections take ctx through
+ * conn_start_tls.
  */
+struct tls_server {
+	SSL_CTX *ctx;           /* the default; switches to an SNI one per client */
+	struct tls_sni_entry *sni;
+	size_t nsni;
+};
+
+/* Loads every certificate of the config; NULL ctx when none is set. */
+struct tls_server *tls_server_new(const struct config *cfg, char **error_r);
+void tls_server_free(struct tls_server **tls);
+
+/* One context from a certificate chain and key (exposed for tests). */
 SSL_CTX *tls_server_ctx_new(const char *cert_path, const char *key_path, char **error_r);
 
 #endif
