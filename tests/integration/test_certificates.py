@@ -58,3 +58,39 @@ def test_bad_sni_line_is_a_startup_error(tmp_path):
     assert srv.wait() == 1
     srv.kill()
     assert "tern.conf:" in srv.log() and "tls_sni: expected HOSTNAME CERTFILE KEYFILE" in srv.log()
+
+
+def test_sighup_reloads_certificate_keeping_open_sessions(tmp_path):
+    import shutil
+    import signal
+    import smtplib
+    import ssl
+    import time
+
+    first = make_cert(tmp_path, "first.example.test")
+    second = make_cert(tmp_path, "second.example.test")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    shutil.copy(first[0], cert)
+    shutil.copy(first[1], key)
+    srv = Tern(tmp_path / "srv", tls_cert=str(cert), tls_key=str(key))
+    srv.start()
+    try:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        open_session = smtplib.SMTP("127.0.0.1", srv.smtp_port, timeout=10)
+        open_session.starttls(context=ctx)
+        assert subject_for(srv.smtp_port) == "first.example.test"
+
+        shutil.copy(second[0], cert)
+        shutil.copy(second[1], key)
+        srv.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "reloaded" not in srv.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert subject_for(srv.smtp_port) == "second.example.test"
+        # The session opened before the reload goes on over its TLS.
+        assert open_session.noop()[0] == 250
+        open_session.quit()
+    finally:
+        srv.kill()
