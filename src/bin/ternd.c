@@ -36,7 +36,10 @@ main(int argc, char **argv)
 	/* The protocols this build serves; listeners of the others are skipped. */
 	session_start_fn *const starts[PROTO_COUNT] = {
 		[PROTO_SMTP] = smtp_session_start,
+		[PROTO_SUBMISSION] = smtp_session_start,
+		[PROTO_SUBMISSIONS] = smtp_session_start,
 		[PROTO_POP3] = pop3_session_start,
+		[PROTO_POP3S] = pop3_session_start,
 	};
 	return server_main(config_path, detach, starts);
 }

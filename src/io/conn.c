@@ -450,8 +450,11 @@ conn_tls_handshake(struct conn *c)
 		c->handshaking = false;
 		log_debug("%s: TLS %s %s", c->peer_str, SSL_get_version(c->ssl),
 			  SSL_get_cipher_name(c->ssl));
+		/* Implicit TLS: the greeting was queued during the handshake. */
 		if (evbuffer_get_length(c->out) == 0)
 			event_del(c->ev_write);
+		else
+			event_add(c->ev_write, NULL);
 		event_add(c->ev_read, NULL);
 		conn_schedule(c);
 		return;

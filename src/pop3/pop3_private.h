@@ -9,6 +9,7 @@
 
 struct conn;
 struct event;
+struct sasl;
 struct server;
 struct store_mailbox;
 
@@ -36,7 +37,8 @@ struct pop3_session {
 	enum pop3_state state;
 	char *user;                /* the USER argument, waiting for PASS */
 	char *address;             /* canonical address once logged in */
-	bool sasl_wait;            /* AUTH PLAIN sent "+ ": the next line is the response */
+	struct sasl *sasl;         /* an AUTH exchange: the next line is the response */
+	char mech[16];             /* its mechanism, for the log */
 	bool logged_out;           /* the final log line is written */
 	unsigned bad_commands;     /* in a row */
 	unsigned auth_failures;
@@ -50,12 +52,28 @@ struct pop3_session {
 
 /*
  * A command handler: 0 when the command was understood (whatever the
- * answer), -1 for a syntax error, which counts toward bad_command_limit.
+ * answer), -1 for a syntax error, answered through pop3_reply_bad.
  */
 typedef int pop3_cmd_fn(struct pop3_session *s, int argc, char **argv);
 
+pop3_cmd_fn pop3_cmd_user, pop3_cmd_pass, pop3_cmd_auth;
 pop3_cmd_fn pop3_cmd_stat, pop3_cmd_list, pop3_cmd_uidl, pop3_cmd_top,
 	pop3_cmd_retr, pop3_cmd_dele, pop3_cmd_rset, pop3_cmd_noop;
+
+/*
+ * The answer to a bad command (syntax, unknown, out of place). It counts
+ * toward bad_command_limit; the command that reaches the limit gets only
+ * the final "-ERR Too many bad commands" (one reply per command, RFC 1939
+ * §3) and the session ends.
+ */
+void pop3_reply_bad(struct pop3_session *s, const char *reply);
+
+/* May a password cross this connection now (TLS, or a trusted network)? */
+bool pop3_auth_allowed(const struct pop3_session *s);
+/* The client's line during an AUTH exchange (RFC 5034 §4). */
+void pop3_auth_response(struct pop3_session *s, const char *line);
+/* Forgets USER and any exchange in progress (after STLS, at the end). */
+void pop3_auth_reset(struct pop3_session *s);
 
 /* Sends what it can of a running RETR/TOP; called again from on_drain. */
 void pop3_stream_run(struct pop3_session *s);

@@ -47,7 +47,7 @@ pop3_msg_arg(struct pop3_session *s, const char *arg, size_t *idx_r)
 {
 	unsigned long n;
 	if (pop3_parse_ulong(arg, &n) < 0) {
-		conn_writes(s->conn, "-ERR Invalid message number\r\n");
+		pop3_reply_bad(s, "-ERR Invalid message number");
 		return -1;
 	}
 	/* RFC 1939 §5: a deleted message may not be referred to. */
@@ -220,7 +220,7 @@ pop3_cmd_top(struct pop3_session *s, int argc, char **argv)
 	size_t i;
 	unsigned long lines;
 	if (pop3_parse_ulong(argv[1], &lines) < 0) {
-		conn_writes(s->conn, "-ERR Invalid line count\r\n");
+		pop3_reply_bad(s, "-ERR Invalid line count");
 		return -1;
 	}
 	int r = pop3_msg_arg(s, argv[0], &i);

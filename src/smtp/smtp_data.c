@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "queue/spool.h"
+#include "smtp/smtp_parse.h"
 #include "smtp/smtp_private.h"
 #include "store/store.h"
 
@@ -38,14 +39,36 @@ smtp_data_open(struct smtp_session *s, const char *msg_id)
 	return fd;
 }
 
-/* RFC 3848: SMTP, ESMTP, and an "S" more when TLS carried the message. */
+/*
+ * How much of a submitted message's start is held to find the end of its
+ * header section; a longer header is taken as it is (a field past this
+ * point may then be added twice, which is harmless).
+ */
+#define SMTP_HEADER_SCAN_MAX (64 * 1024)
+
+/*
+ * RFC 3848: SMTP, ESMTP, an "S" more when TLS carried the message and an
+ * "A" more when the client authenticated. The user's name is not shown.
+ */
 static const char *
 smtp_received_protocol(struct smtp_session *s)
 {
 	bool tls = conn_is_tls(s->conn);
+	if (s->esmtp && s->auth_user != NULL)
+		return tls ? "ESMTPSA" : "ESMTPA";
 	if (s->esmtp)
 		return tls ? "ESMTPS" : "ESMTP";
 	return tls ? "SMTPS" : "SMTP";
+}
+
+/* The date and time as RFC 5322 §3.3 writes it (C locale names). */
+static void
+smtp_date(char *out, size_t size)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+	localtime_r(&now, &tm);
+	strftime(out, size, "%a, %d %b %Y %H:%M:%S %z", &tm);
 }
 
 /*
@@ -58,10 +81,7 @@ smtp_received_header(struct smtp_session *s, const char *msg_id, struct buf *out
 {
 	const char *peer = conn_peer(s->conn);
 	char date[64];
-	time_t now = time(NULL);
-	struct tm tm;
-	localtime_r(&now, &tm);
-	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	smtp_date(date, sizeof(date));
 	buf_appendf(out, "Received: from %s (rdns-not-done [%s%s])\r\n"
 			 "\tby %s (tern) with %s id %s",
 		    s->helo != NULL ? s->helo : "unknown",
@@ -88,11 +108,64 @@ smtp_data_begin(struct smtp_session *s)
 		d->write_errno = errno;
 	d->file_size = (off_t)d->chunk.len;
 	buf_reset(&d->chunk);
+	d->scan_header = smtp_is_submission(s);
 	/* The CRLF of the DATA line comes first: "." CRLF at once is the end. */
 	dot_decoder_init(&d->dec);
 	s->data = d;
 	s->state = SMTP_STATE_DATA;
 	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+static void
+smtp_data_write(struct smtp_data *d, const char *p, size_t n)
+{
+	if (d->write_errno != 0 || n == 0)
+		return;
+	if (write_all(d->fd, p, n) < 0)
+		d->write_errno = errno;
+	else
+		d->file_size += (off_t)n;
+}
+
+/*
+ * RFC 6409 §8.2, §8.3: a submitted message without Message-ID or Date gets
+ * them. The header section is held in d->head until its end (or the bound,
+ * or the end of the message) is seen; then the missing fields are written,
+ * and the held bytes after them.
+ */
+static void
+smtp_data_header(struct smtp_session *s, struct smtp_data *d, const char *p, size_t n,
+		 bool end)
+{
+	buf_append(&d->head, p, n);
+	unsigned fields;
+	size_t hlen = smtp_header_scan(d->head.data, d->head.len, &fields);
+	if (hlen == 0 && !end && d->head.len < SMTP_HEADER_SCAN_MAX)
+		return;
+	d->scan_header = false;
+	struct buf add = BUF_INIT;
+	if (!(fields & SMTP_HDR_MESSAGE_ID)) {
+		char stamp[32];
+		time_t now = time(NULL);
+		struct tm tm;
+		gmtime_r(&now, &tm);
+		strftime(stamp, sizeof(stamp), "%Y%m%d%H%M%S", &tm);
+		buf_appendf(&add, "Message-ID: <%s.%s@%s>\r\n", stamp, d->msg_id,
+			    s->srv->cfg->hostname);
+	}
+	if (!(fields & SMTP_HDR_DATE)) {
+		char date[64];
+		smtp_date(date, sizeof(date));
+		buf_appendf(&add, "Date: %s\r\n", date);
+	}
+	if (add.len > 0)
+		log_info("%s: added%s%s", d->msg_id,
+			 (fields & SMTP_HDR_MESSAGE_ID) ? "" : " Message-ID",
+			 (fields & SMTP_HDR_DATE) ? "" : " Date");
+	smtp_data_write(d, add.data, add.len);
+	smtp_data_write(d, d->head.data, d->head.len);
+	buf_free(&add);
+	buf_free(&d->head);
 }
 
 /*
@@ -112,10 +185,10 @@ smtp_data_store(struct smtp_session *s, struct smtp_data *d)
 	if ((size_t)d->size > s->srv->cfg->message_size_limit)
 		d->too_big = true;
 	if (!d->too_big && !d->has_nul && d->write_errno == 0) {
-		if (write_all(d->fd, d->chunk.data, n) < 0)
-			d->write_errno = errno;
+		if (d->scan_header)
+			smtp_data_header(s, d, d->chunk.data, n, false);
 		else
-			d->file_size += (off_t)n;
+			smtp_data_write(d, d->chunk.data, n);
 	}
 	buf_reset(&d->chunk);
 }
@@ -129,6 +202,7 @@ smtp_data_free(struct smtp_session *s)
 	if (d->fd >= 0)
 		close(d->fd);
 	buf_free(&d->chunk);
+	buf_free(&d->head);
 	free(d);
 	s->data = NULL;
 }
@@ -210,6 +284,9 @@ smtp_data_end(struct smtp_session *s)
 	struct smtp_data *d = s->data;
 	log_info("smtp %s: from=<%s> size=%lld nrcpt=%u", d->msg_id, s->sender,
 		 (long long)d->size, s->nrcpts);
+	/* A message that ended inside its header section (or had no body). */
+	if (d->scan_header && !d->too_big && !d->has_nul)
+		smtp_data_header(s, d, NULL, 0, true);
 	if (d->has_nul) {
 		smtp_reject(s, "554 5.6.0 Error: message contains NUL characters");
 	} else if (d->too_big) {

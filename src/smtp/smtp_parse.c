@@ -319,3 +319,51 @@ smtp_address_domain(const char *address)
 	const char *at = strrchr(address, '@');
 	return at != NULL ? at + 1 : "";
 }
+
+static const struct {
+	const char *name;
+	unsigned flag;
+} smtp_header_fields[] = {
+	{ "message-id", SMTP_HDR_MESSAGE_ID },
+	{ "date", SMTP_HDR_DATE },
+};
+
+/* Which of smtp_header_fields one header line names (0 if none). */
+static unsigned
+smtp_header_field(const char *line, size_t len)
+{
+	const char *colon = memchr(line, ':', len);
+	if (colon == NULL)
+		return 0;
+	size_t n = (size_t)(colon - line);
+	/* RFC 5322 §4.5.1 (obsolete syntax): blanks before the colon. */
+	while (n > 0 && (line[n - 1] == ' ' || line[n - 1] == '\t'))
+		n--;
+	for (size_t i = 0; i < sizeof(smtp_header_fields) / sizeof(smtp_header_fields[0]); i++)
+		if (strlen(smtp_header_fields[i].name) == n &&
+		    strncasecmp(line, smtp_header_fields[i].name, n) == 0)
+			return smtp_header_fields[i].flag;
+	return 0;
+}
+
+size_t
+smtp_header_scan(const char *p, size_t n, unsigned *fields_r)
+{
+	*fields_r = 0;
+	size_t pos = 0;
+	while (pos < n) {
+		const char *nl = memchr(p + pos, '\n', n - pos);
+		if (nl == NULL)
+			return 0;
+		size_t end = (size_t)(nl - p);
+		size_t len = end - pos;
+		if (len > 0 && p[end - 1] == '\r')
+			len--;
+		if (len == 0)
+			return end + 1;
+		/* A folded line starts with a blank and so names no field. */
+		*fields_r |= smtp_header_field(p + pos, len);
+		pos = end + 1;
+	}
+	return 0;
+}

@@ -56,6 +56,19 @@ int smtp_parse_path(const char *args, enum smtp_path_kind kind, struct smtp_path
 /* Frees what smtp_parse_path allocated; the struct may be reused. */
 void smtp_path_clear(struct smtp_path *path);
 
+/* Header fields smtp_header_scan looks for. */
+#define SMTP_HDR_MESSAGE_ID 0x1u
+#define SMTP_HDR_DATE 0x2u
+
+/*
+ * Looks through the start of a message for its header section (RFC 5322
+ * §2.1: it ends at the first empty line). Returns the length of the header
+ * section with that empty line, or 0 if the n bytes do not hold all of it.
+ * Either way *fields_r gets the SMTP_HDR_* of the fields (names compared
+ * without case) on the complete lines seen.
+ */
+size_t smtp_header_scan(const char *p, size_t n, unsigned *fields_r);
+
 /* The domain of an address (after the last '@'), or "" if none. */
 const char *smtp_address_domain(const char *address);
 

@@ -12,6 +12,9 @@
 #include "io/conn.h"
 #include "io/server.h"
 
+struct event;
+struct sasl;
+
 enum smtp_state {
 	SMTP_STATE_GREETED, /* no HELO/EHLO yet */
 	SMTP_STATE_READY,   /* HELO done, no transaction */
@@ -36,6 +39,13 @@ struct smtp_data {
 	bool too_big;         /* over message_size_limit: discarding */
 	bool has_nul;
 	int write_errno;      /* first write error, 0 if none */
+	/*
+	 * Submission (RFC 6409 §8): the header section is held here until its
+	 * end is seen, so that a missing Message-ID or Date can be written
+	 * ahead of it. Bounded by SMTP_HEADER_SCAN_MAX.
+	 */
+	bool scan_header;
+	struct buf head;
 };
 
 struct smtp_session {
@@ -56,7 +66,21 @@ struct smtp_session {
 	struct smtp_target *targets;
 	size_t ntargets;
 	struct smtp_data *data;
+
+	/* AUTH (RFC 4954), smtp_auth.c. */
+	struct sasl *sasl;        /* an exchange in progress: lines are responses */
+	char auth_mech[16];       /* its mechanism, for the log */
+	char *auth_user;          /* the authenticated address, or NULL */
+	unsigned auth_failures;   /* in this session */
+	struct event *auth_delay; /* the pause before a failure is answered */
 };
+
+/* Submission ports (587, 465): AUTH required, RFC 6409 fix-ups. */
+static inline bool
+smtp_is_submission(const struct smtp_session *s)
+{
+	return s->proto == PROTO_SUBMISSION || s->proto == PROTO_SUBMISSIONS;
+}
 
 /* Writes one reply line (CRLF added). */
 void smtp_reply(struct smtp_session *s, const char *fmt, ...)
@@ -64,6 +88,8 @@ void smtp_reply(struct smtp_session *s, const char *fmt, ...)
 /* A reply that rejects something: logged with the session ID and client. */
 void smtp_reject(struct smtp_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* A protocol error by the client; too many in a row end the session. */
+void smtp_reply_bad(struct smtp_session *s, const char *reply);
 /* Forgets the transaction (RSET, EHLO, end of DATA). */
 void smtp_transaction_reset(struct smtp_session *s);
 
@@ -73,5 +99,15 @@ void smtp_data_begin(struct smtp_session *s);
 bool smtp_data_input(struct smtp_session *s);
 /* Drops an unfinished message (the client went away). */
 void smtp_data_abort(struct smtp_session *s);
+
+/* AUTH (smtp_auth.c): the command, and one line of an exchange. */
+void smtp_cmd_auth(struct smtp_session *s, char *args);
+void smtp_auth_input(struct smtp_session *s, enum conn_line r, const char *line);
+/* May AUTH be offered and used on this connection now? */
+bool smtp_auth_allowed(const struct smtp_session *s);
+/* Forgets the login (STARTTLS) and frees what AUTH holds (end of session). */
+void smtp_auth_clear(struct smtp_session *s);
+/* Is the (canonical) sender one the authenticated user may use? */
+bool smtp_auth_owns_sender(struct smtp_session *s, const char *sender);
 
 #endif

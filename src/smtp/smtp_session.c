@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "auth/aliases.h"
+#include "auth/sasl.h"
 #include "auth/userdb.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -39,7 +40,7 @@ struct smtp_cmd {
 
 static smtp_cmd_fn smtp_cmd_helo, smtp_cmd_ehlo, smtp_cmd_mail, smtp_cmd_rcpt,
 	smtp_cmd_data, smtp_cmd_rset, smtp_cmd_noop, smtp_cmd_quit, smtp_cmd_vrfy,
-	smtp_cmd_expn, smtp_cmd_help, smtp_cmd_starttls;
+	smtp_cmd_expn, smtp_cmd_help, smtp_cmd_starttls; /* and smtp_cmd_auth */
 
 static const struct smtp_cmd smtp_cmds[] = {
 	{ "HELO", SMTP_NEED_NOTHING, smtp_cmd_helo },
@@ -54,6 +55,7 @@ static const struct smtp_cmd smtp_cmds[] = {
 	{ "EXPN", SMTP_NEED_NOTHING, smtp_cmd_expn },
 	{ "HELP", SMTP_NEED_NOTHING, smtp_cmd_help },
 	{ "STARTTLS", SMTP_NEED_NOTHING, smtp_cmd_starttls },
+	{ "AUTH", SMTP_NEED_HELO, smtp_cmd_auth },
 };
 
 static void smtp_on_input(struct conn *c, void *ctx);
@@ -101,7 +103,7 @@ smtp_reject(struct smtp_session *s, const char *fmt, ...)
  * sequence). Past bad_command_limit in a row the reply is a 421 and we
  * hang up, so that a confused or hostile client cannot go on forever.
  */
-static void
+void
 smtp_reply_bad(struct smtp_session *s, const char *reply)
 {
 	unsigned limit = s->srv->cfg->bad_command_limit;
@@ -131,6 +133,36 @@ smtp_transaction_reset(struct smtp_session *s)
 		s->state = SMTP_STATE_READY;
 }
 
+/*
+ * Before the greeting: implicit TLS on submissions (RFC 8314 §3.3), then
+ * the listener's access list. A refused client gets 554 instead of the
+ * greeting (RFC 5321 §3.1) and we hang up at once rather than wait for
+ * its QUIT: it will get no service, so it should cost us nothing.
+ */
+static int
+smtp_session_open(struct smtp_session *s)
+{
+	const struct config *cfg = s->srv->cfg;
+	if (proto_implicit_tls(s->proto)) {
+		if (s->srv->tls == NULL) {
+			log_err("%s: %s listener without tls_cert: closing", s->id,
+				proto_name(s->proto));
+			smtp_reply(s, "421 4.3.0 %s TLS not available", cfg->hostname);
+			conn_close(s->conn);
+			return -1;
+		}
+		conn_start_tls(s->conn, s->srv->tls);
+	}
+	if (!server_access_allowed(cfg, s->proto, conn_peer_addr(s->conn))) {
+		log_info("%s: access denied for %s on %s", s->id, conn_peer(s->conn),
+			 proto_name(s->proto));
+		smtp_reply(s, "554 5.7.1 Access denied");
+		conn_close(s->conn);
+		return -1;
+	}
+	return 0;
+}
+
 void
 smtp_session_start(struct server *srv, int fd, const struct sockaddr *peer,
 		   socklen_t peerlen, enum proto proto)
@@ -153,6 +185,8 @@ smtp_session_start(struct server *srv, int fd, const struct sockaddr *peer,
 		return;
 	}
 	conn_set_timeout(s->conn, cfg->smtp_timeout);
+	if (smtp_session_open(s) < 0)
+		return;
 	/* RFC 3848: "ESMTP" in the greeting; no enhanced code here (RFC 2034 §3). */
 	smtp_reply(s, "220 %s ESMTP tern", cfg->hostname);
 }
@@ -173,6 +207,7 @@ smtp_on_close(struct conn *c, void *ctx)
 		smtp_data_abort(s);
 	log_info("%s: disconnect from %s", s->id, conn_peer(c));
 	smtp_transaction_reset(s);
+	smtp_auth_clear(s);
 	free(s->helo);
 	free(s);
 }
@@ -245,6 +280,10 @@ smtp_on_input(struct conn *c, void *ctx)
 		enum conn_line r = conn_read_line(c, s->srv->cfg->line_length_limit, &line, &len);
 		if (r == CONN_LINE_NONE)
 			break;
+		if (s->sasl != NULL) {
+			smtp_auth_input(s, r, line);
+			continue;
+		}
 		if (r == CONN_LINE_TOO_LONG) {
 			smtp_reply_bad(s, "500 5.5.2 Error: line too long");
 			continue;
@@ -303,6 +342,9 @@ smtp_cmd_ehlo(struct smtp_session *s, char *args)
 	smtp_reply(s, "250-SIZE %zu", cfg->message_size_limit);
 	if (s->srv->tls != NULL && !conn_is_tls(s->conn))
 		smtp_reply(s, "250-STARTTLS");
+	/* RFC 4954 §4: no AUTH where a password would cross in clear. */
+	if (smtp_auth_allowed(s))
+		smtp_reply(s, "250-AUTH %s", sasl_mechanisms());
 	smtp_reply(s, "250-8BITMIME");
 	smtp_reply(s, "250 ENHANCEDSTATUSCODES");
 }
@@ -337,6 +379,27 @@ smtp_mail_params(struct smtp_session *s, const struct smtp_path *path)
 	return 0;
 }
 
+/*
+ * Submission (RFC 6409 §4.3, §6.1) wants a login, and a logged-in user may
+ * only send as an address of its own; never <>, which is for bounces.
+ */
+static int
+smtp_mail_sender_check(struct smtp_session *s, const char *sender)
+{
+	if (s->auth_user == NULL) {
+		if (!smtp_is_submission(s))
+			return 0;
+		smtp_reject(s, "530 5.7.0 Authentication required");
+		return -1;
+	}
+	if (!smtp_auth_owns_sender(s, sender)) {
+		log_info("%s: user=<%s> may not send as <%s>", s->id, s->auth_user, sender);
+		smtp_reject(s, "553 5.7.1 Sender address not owned by user");
+		return -1;
+	}
+	return 0;
+}
+
 static void
 smtp_cmd_mail(struct smtp_session *s, char *args)
 {
@@ -350,7 +413,7 @@ smtp_cmd_mail(struct smtp_session *s, char *args)
 		smtp_reply_bad(s, error);
 		return;
 	}
-	if (smtp_mail_params(s, &path) < 0) {
+	if (smtp_mail_params(s, &path) < 0 || smtp_mail_sender_check(s, path.address) < 0) {
 		smtp_path_clear(&path);
 		return;
 	}
@@ -414,8 +477,9 @@ smtp_rcpt_check(struct smtp_session *s, const char *addr)
 		smtp_reject(s, "550 5.1.1 <%s>: Recipient address rejected: no such user", addr);
 		return -1;
 	}
-	/* No open relay: foreign domains only for trusted networks. */
-	if (!net_list_match(&cfg->trusted_networks, conn_peer_addr(s->conn))) {
+	/* No open relay: foreign domains only for users and trusted networks. */
+	if (s->auth_user == NULL &&
+	    !net_list_match(&cfg->trusted_networks, conn_peer_addr(s->conn))) {
 		smtp_reject(s, "554 5.7.1 <%s>: Relay access denied", addr);
 		return -1;
 	}
@@ -518,7 +582,7 @@ static void
 smtp_cmd_help(struct smtp_session *s, char *args)
 {
 	(void)args;
-	smtp_reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS");
+	smtp_reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS AUTH");
 }
 
 /* RFC 3207: after the handshake the session starts over, EHLO and all. */
@@ -536,6 +600,7 @@ smtp_cmd_starttls(struct smtp_session *s, char *args)
 	smtp_reply(s, "220 2.0.0 Ready to start TLS");
 	conn_start_tls(s->conn, s->srv->tls);
 	smtp_transaction_reset(s);
+	smtp_auth_clear(s);
 	free(s->helo);
 	s->helo = NULL;
 	s->esmtp = false;

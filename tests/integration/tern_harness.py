@@ -81,7 +81,12 @@ def run(args, input=None, timeout=TIMEOUT * 3, **kw):
 class Tern:
     """One ternd with its own directory, config and ports."""
 
-    def __init__(self, base_dir, users=None, aliases=ALIASES, **settings):
+    def __init__(self, base_dir, users=None, aliases=ALIASES, tls=False,
+                 submission=False, **settings):
+        """tls=True makes a self-signed certificate for HOSTNAME and 127.0.0.1
+        (tls_cert, tls_key); submission=True adds listen.submission and
+        listen.submissions on two more ports (submission_port,
+        submissions_port)."""
         self.dir = Path(base_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.conf = self.dir / "tern.conf"
@@ -105,6 +110,16 @@ class Tern:
             "listen.smtp": f"127.0.0.1:{self.smtp_port}",
             "listen.pop3": f"127.0.0.1:{self.pop3_port}",
         }
+        self.submission_port = self.submissions_port = None
+        self.cert = self.key = None
+        if tls:
+            self.make_cert()
+            self.settings["tls_cert"] = str(self.cert)
+            self.settings["tls_key"] = str(self.key)
+        if submission:
+            self.submission_port, self.submissions_port = free_ports(2)
+            self.settings["listen.submission"] = f"127.0.0.1:{self.submission_port}"
+            self.settings["listen.submissions"] = f"127.0.0.1:{self.submissions_port}"
         self.settings.update({k.replace("__", "."): v for k, v in settings.items()})
         self.write_config()
         self.users_file.write_text("")
@@ -114,6 +129,16 @@ class Tern:
             self.user_add(addr, pw)
 
     # --- config and admin tool -------------------------------------------
+
+    def make_cert(self):
+        """A self-signed certificate (cert.pem, key.pem) in the directory."""
+        self.cert = self.dir / "cert.pem"
+        self.key = self.dir / "key.pem"
+        r = run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                 "-days", "2", "-subj", f"/CN={HOSTNAME}",
+                 "-addext", f"subjectAltName=DNS:{HOSTNAME},IP:127.0.0.1",
+                 "-keyout", str(self.key), "-out", str(self.cert)])
+        assert r.returncode == 0, f"openssl req: {r.stderr}"
 
     def write_config(self, extra_lines=""):
         lines = ["# written by tests/integration/tern_harness.py"]
@@ -140,7 +165,12 @@ class Tern:
                                      stdin=subprocess.DEVNULL,
                                      stdout=self.logfile, stderr=self.logfile)
         if wait:
-            for port in (self.smtp_port, self.pop3_port):
+            ports = [self.smtp_port, self.pop3_port]
+            for key, port in (("listen.submission", self.submission_port),
+                              ("listen.submissions", self.submissions_port)):
+                if port is not None and self.settings.get(key):
+                    ports.append(port)
+            for port in ports:
                 if not wait_for_port(port, self.proc):
                     rc = self.proc.poll()
                     self.kill()
@@ -375,3 +405,10 @@ def smtp_open(tern, ehlo="client.test"):
 
 def plain_b64(user, pw, authzid=""):
     return base64.b64encode(f"{authzid}\0{user}\0{pw}".encode()).decode()
+
+
+def client_tls_context(tern):
+    """An ssl context that trusts the server's self-signed certificate."""
+    import ssl
+    ctx = ssl.create_default_context(cafile=str(tern.cert))
+    return ctx

@@ -1,0 +1,287 @@
+/*
+ * POP3 AUTHORIZATION (RFC 1939 §4 USER/PASS, RFC 5034 AUTH over auth/sasl.h,
+ * RFC 3206 response codes): where passwords may be sent, the brute-force
+ * guard (auth/authguard.h) and the move to TRANSACTION.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/event.h>
+
+#include "auth/authguard.h"
+#include "auth/sasl.h"
+#include "auth/userdb.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "io/conn.h"
+#include "io/server.h"
+#include "pop3/pop3_private.h"
+#include "store/store.h"
+
+/* How much of a peer-chosen login name goes into the log and the guard. */
+#define POP3_LOG_NAME_MAX 128
+
+/* Said instead of +OK wherever a password would cross in clear. */
+#define POP3_NEED_TLS "-ERR Plaintext authentication disallowed without TLS (use STLS)\r\n"
+
+bool
+pop3_auth_allowed(const struct pop3_session *s)
+{
+	return server_plaintext_auth_ok(s->srv, s->conn);
+}
+
+void
+pop3_auth_reset(struct pop3_session *s)
+{
+	free(s->user);
+	s->user = NULL;
+	sasl_free(&s->sasl);
+	s->mech[0] = '\0';
+}
+
+/*
+ * A peer-chosen login name as the guard counts it and the log shows it:
+ * canonical (so "demo" and "demo@example.org" are one user), printable,
+ * bounded. Returns a new string.
+ */
+static char *
+pop3_guard_name(const struct pop3_session *s, const char *login)
+{
+	char *name = userdb_canonical(s->srv->users, login);
+	size_t i = 0;
+	for (; name[i] != '\0' && i < POP3_LOG_NAME_MAX; i++) {
+		unsigned char c = (unsigned char)name[i];
+		if (c < 0x21 || c > 0x7e)
+			name[i] = '?';
+	}
+	name[i] = '\0';
+	return name;
+}
+
+/* The guard says no: the same answer whether the password was right or not. */
+static bool
+pop3_auth_blocked(struct pop3_session *s, const char *user)
+{
+	if (!authguard_blocked(s->srv->guard, s->srv->cfg, conn_peer_addr(s->conn), user))
+		return false;
+	log_warn("pop3 %s: auth blocked: proto=%s rip=%s user=<%s>", s->id,
+		 proto_name(s->proto), conn_peer(s->conn), user != NULL ? user : "");
+	conn_writes(s->conn, "-ERR [SYS/TEMP] Too many failures, try later\r\n");
+	return true;
+}
+
+/* After the pause: the answer to the failed login, then input again. */
+static void
+pop3_auth_fail_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct pop3_session *s = arg;
+	(void)fd;
+	(void)what;
+	conn_writes(s->conn, "-ERR [AUTH] Authentication failed\r\n");
+	unsigned max = s->srv->cfg->auth_max_failures;
+	if (max > 0 && s->auth_failures >= max) {
+		log_info("pop3 %s: too many failed logins rip=%s", s->id, conn_peer(s->conn));
+		conn_close(s->conn);
+		return;
+	}
+	conn_resume(s->conn);
+}
+
+/*
+ * A wrong password is answered only after the guard's delay (doubling with
+ * each failure), with input paused meanwhile, so guessing costs time even
+ * over pipelined commands. The guard writes the one fail2ban log line.
+ */
+static void
+pop3_auth_fail(struct pop3_session *s, const char *login)
+{
+	/* No name at all (a SCRAM exchange that ended early): the address only. */
+	char *name = login[0] != '\0' ? pop3_guard_name(s, login) : NULL;
+	unsigned ms = authguard_failed(s->srv->guard, s->srv->cfg, conn_peer_addr(s->conn),
+				       name, proto_name(s->proto), s->id);
+	free(name);
+	s->auth_failures++;
+	if (s->delay == NULL)
+		s->delay = evtimer_new(s->srv->base, pop3_auth_fail_done, s);
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+	conn_pause(s->conn);
+	evtimer_add(s->delay, &tv);
+}
+
+/* Takes the maildrop lock and enters TRANSACTION (RFC 1939 §4). */
+static void
+pop3_open_maildrop(struct pop3_session *s, char *address, const char *mech)
+{
+	bool in_use = false;
+	char *error = NULL;
+	struct store_mailbox *mb = store_inbox_open(s->srv->store, address, &in_use, &error);
+	if (mb == NULL) {
+		if (in_use) {
+			log_info("pop3 %s: user=%s rip=%s mailbox in use", s->id, address,
+				 conn_peer(s->conn));
+			conn_writes(s->conn, "-ERR [IN-USE] Mailbox is locked by another session\r\n");
+		} else {
+			log_err("pop3 %s: user=%s open failed: %s", s->id, address, error);
+			conn_writes(s->conn, "-ERR [SYS/TEMP] Cannot open the mailbox\r\n");
+		}
+		free(error);
+		free(address);
+		s->logged_out = true;
+		conn_close(s->conn);
+		return;
+	}
+	s->mb = mb;
+	s->address = address;
+	s->count = store_mailbox_count(mb);
+	s->deleted = xcalloc(s->count > 0 ? s->count : 1, sizeof(*s->deleted));
+	s->state = POP3_STATE_TRANS;
+	log_info("pop3 %s: login user=%s mech=%s rip=%s tls=%s msgs=%zu", s->id, address,
+		 mech, conn_peer(s->conn), conn_is_tls(s->conn) ? "yes" : "no", s->count);
+	conn_printf(s->conn, "+OK Logged in, %zu messages\r\n", s->count);
+}
+
+/* Credentials were right: unless the user is blocked, open the maildrop. */
+static void
+pop3_auth_ok(struct pop3_session *s, char *address, const char *mech)
+{
+	/*
+	 * A blocked user stays blocked even with the right password: else the
+	 * block would tell a guesser which guess was right.
+	 */
+	if (pop3_auth_blocked(s, address)) {
+		free(address);
+		return;
+	}
+	authguard_succeeded(s->srv->guard, conn_peer_addr(s->conn), address);
+	pop3_open_maildrop(s, address, mech);
+}
+
+int
+pop3_cmd_user(struct pop3_session *s, int argc, char **argv)
+{
+	(void)argc;
+	if (!pop3_auth_allowed(s)) {
+		conn_writes(s->conn, POP3_NEED_TLS);
+		return 0;
+	}
+	free(s->user);
+	s->user = xstrdup(argv[0]);
+	/* The same answer for every name: nothing to learn about who exists. */
+	conn_writes(s->conn, "+OK\r\n");
+	return 0;
+}
+
+int
+pop3_cmd_pass(struct pop3_session *s, int argc, char **argv)
+{
+	if (!pop3_auth_allowed(s)) {
+		conn_writes(s->conn, POP3_NEED_TLS);
+		return 0;
+	}
+	if (s->user == NULL) {
+		pop3_reply_bad(s, "-ERR USER first");
+		return -1;
+	}
+	char *login = s->user;
+	s->user = NULL; /* RFC 1939 §7: after a failed PASS, USER starts again */
+	char *name = pop3_guard_name(s, login);
+	if (!pop3_auth_blocked(s, name)) {
+		char *address = NULL;
+		int r = userdb_verify(s->srv->users, login, argc == 1 ? argv[0] : "", &address);
+		if (r < 0) {
+			log_err("pop3 %s: users file unreadable rip=%s", s->id, conn_peer(s->conn));
+			conn_writes(s->conn, "-ERR [SYS/TEMP] Authentication is unavailable\r\n");
+		} else if (r == 0) {
+			pop3_auth_fail(s, login);
+		} else {
+			pop3_auth_ok(s, address, "USER");
+		}
+	}
+	free(name);
+	free(login);
+	return 0;
+}
+
+/* Acts on one SASL step; the exchange ends unless it continues. */
+static void
+pop3_auth_step(struct pop3_session *s, const char *response)
+{
+	char *challenge = NULL;
+	enum sasl_result r = sasl_step(s->sasl, response, &challenge);
+	if (r == SASL_CONTINUE) {
+		/* RFC 5034 §4: "+ " and the base64 challenge, nothing else. */
+		conn_printf(s->conn, "+ %s\r\n", challenge != NULL ? challenge : "");
+		free(challenge);
+		return;
+	}
+	free(challenge);
+	switch (r) {
+	case SASL_OK:
+		pop3_auth_ok(s, xstrdup(sasl_user(s->sasl)), s->mech);
+		break;
+	case SASL_FAIL:
+		pop3_auth_fail(s, sasl_login(s->sasl));
+		break;
+	case SASL_TEMPFAIL:
+		log_err("pop3 %s: users file unreadable rip=%s", s->id, conn_peer(s->conn));
+		conn_writes(s->conn, "-ERR [SYS/TEMP] Authentication is unavailable\r\n");
+		break;
+	default:
+		pop3_reply_bad(s, "-ERR Invalid authentication exchange");
+		break;
+	}
+	sasl_free(&s->sasl);
+}
+
+void
+pop3_auth_response(struct pop3_session *s, const char *line)
+{
+	if (strcmp(line, "*") == 0) {
+		/* RFC 5034 §4: the client cancelled; the AUTH command fails. */
+		sasl_free(&s->sasl);
+		conn_writes(s->conn, "-ERR Authentication cancelled\r\n");
+		return;
+	}
+	pop3_auth_step(s, line);
+}
+
+/* RFC 5034 §4: AUTH mechanism [initial-response]; "=" is an empty one. */
+int
+pop3_cmd_auth(struct pop3_session *s, int argc, char **argv)
+{
+	if (argc == 0) {
+		/* Not in RFC 5034: the older RFC 1734 clients list mechanisms this way. */
+		conn_writes(s->conn, "+OK\r\n");
+		if (pop3_auth_allowed(s)) {
+			char *list = xstrdup(sasl_mechanisms());
+			char *save = NULL;
+			for (char *m = strtok_r(list, " ", &save); m != NULL;
+			     m = strtok_r(NULL, " ", &save))
+				conn_printf(s->conn, "%s\r\n", m);
+			free(list);
+		}
+		conn_writes(s->conn, ".\r\n");
+		return 0;
+	}
+	if (!pop3_auth_allowed(s)) {
+		conn_writes(s->conn, POP3_NEED_TLS);
+		return 0;
+	}
+	s->sasl = sasl_begin(s->srv->users, argv[0]);
+	if (s->sasl == NULL) {
+		conn_writes(s->conn, "-ERR Unsupported authentication mechanism\r\n");
+		return 0;
+	}
+	/* The guard is asked before the exchange; again at the end with the user. */
+	if (pop3_auth_blocked(s, NULL)) {
+		sasl_free(&s->sasl);
+		return 0;
+	}
+	snprintf(s->mech, sizeof(s->mech), "%s", argv[0]);
+	for (char *p = s->mech; *p != '\0'; p++)
+		*p = (char)(*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p);
+	pop3_auth_step(s, argc == 2 ? argv[1] : NULL);
+	return 0;
+}
