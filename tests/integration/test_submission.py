@@ -21,16 +21,6 @@ BOB = "bob@example.test"
 FOREIGN = "someone@remote.test"
 
 
-# Until src/io/conn.c re-arms its write event when a TLS handshake completes
-# with output already queued, the greeting of an implicit-TLS port may wait
-# for the client to speak first. The one-line fix, in conn_tls_handshake():
-#     if (evbuffer_get_length(c->out) == 0) event_del(c->ev_write);
-#     else event_add(c->ev_write, NULL);
-# Remove this mark (and its uses) once it has landed.
-implicit_tls_greeting = pytest.mark.xfail(
-    strict=False, reason="conn.c: greeting queued during the handshake is not flushed")
-
-
 @pytest.fixture
 def sub(tern_factory):
     """A ternd with TLS and the submission ports."""
@@ -109,7 +99,6 @@ def test_swaks_starttls_auth(sub, mech):
                      sub.log().encode())
 
 
-@implicit_tls_greeting
 def test_swaks_implicit_tls(sub):
     r = swaks("--server", f"127.0.0.1:{sub.submissions_port}", "--tlsc",
               "--auth", "PLAIN", "--auth-user", ALICE, "--auth-password", "alice-pw",
@@ -152,7 +141,6 @@ def test_mail_before_auth_refused(sub):
         assert code == 530 and lines[0].startswith("5.7.0")
 
 
-@implicit_tls_greeting
 def test_mail_before_auth_refused_implicit(sub):
     with TlsRaw(sub, sub.submissions_port) as r:
         assert r.smtp_reply()[0] == 220
@@ -402,7 +390,6 @@ def test_access_denied_before_greeting(tern_factory):
     assert "access denied" in srv.log()
 
 
-@implicit_tls_greeting
 def test_access_denied_implicit_tls(tern_factory):
     srv = tern_factory(tls=True, submission=True,
                        access__submissions__deny="127.0.0.0/8")
@@ -411,7 +398,6 @@ def test_access_denied_implicit_tls(tern_factory):
         assert line.startswith(b"554 5.7.1"), line
 
 
-@implicit_tls_greeting
 def test_implicit_tls_greeting(sub):
     with TlsRaw(sub, sub.submissions_port) as r:
         code, lines = r.smtp_reply()

@@ -10,16 +10,6 @@ import pytest
 from tern_harness import HOSTNAME, TIMEOUT, Raw, client_tls_context
 
 
-# Until src/io/conn.c re-arms its write event when a TLS handshake completes
-# with output already queued, the greeting of an implicit-TLS port may wait
-# for the client to speak first. The one-line fix, in conn_tls_handshake():
-#     if (evbuffer_get_length(c->out) == 0) event_del(c->ev_write);
-#     else event_add(c->ev_write, NULL);
-# Remove this mark (and its uses) once it has landed.
-implicit_tls_greeting = pytest.mark.xfail(
-    strict=False, reason="conn.c: greeting queued during the handshake is not flushed")
-
-
 @pytest.fixture
 def tls_srv(tern_factory):
     return tern_factory(tls=True, submission=True)
@@ -69,7 +59,6 @@ def test_old_versions_refused(tls_srv, version):
     assert not established(r), r.stdout + r.stderr
 
 
-@implicit_tls_greeting
 def test_implicit_tls_python(tls_srv):
     sock = socket.create_connection(("127.0.0.1", tls_srv.submissions_port),
                                     timeout=TIMEOUT)
@@ -82,7 +71,6 @@ def test_implicit_tls_python(tls_srv):
         assert r.cmd("QUIT")[0] == 221
 
 
-@implicit_tls_greeting
 def test_implicit_tls_s_client(tls_srv):
     r = s_client(tls_srv.submissions_port, starttls=False)
     assert established(r), r.stdout + r.stderr
