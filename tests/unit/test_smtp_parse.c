@@ -144,10 +144,31 @@ test_lengths(void)
 	TEST_ASSERT_STREQ(smtp_address_domain("postmaster"), "");
 }
 
+static void
+test_header_scan(void)
+{
+	unsigned fields;
+	const char *m1 = "From: a@b\r\nmessage-id: <x@y>\r\nSubject: s\r\n\r\nbody\r\n";
+	TEST_ASSERT(smtp_header_scan(m1, strlen(m1), &fields) == strlen(m1) - 6);
+	TEST_ASSERT(fields == SMTP_HDR_MESSAGE_ID);
+	const char *m2 = "DATE: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID:<a@b>\r\n\r\n";
+	TEST_ASSERT(smtp_header_scan(m2, strlen(m2), &fields) == strlen(m2));
+	TEST_ASSERT(fields == (SMTP_HDR_MESSAGE_ID | SMTP_HDR_DATE));
+	/* A field name only inside the body, or a longer name, does not count. */
+	const char *m3 = "Subject: x\r\nDate-Received: 1\r\n\r\nDate: not a header\r\n";
+	TEST_ASSERT(smtp_header_scan(m3, strlen(m3), &fields) == 32);
+	TEST_ASSERT(fields == 0);
+	/* The header section not complete in these bytes: 0, fields so far. */
+	const char *m4 = "Date: x\r\nSubject: still going";
+	TEST_ASSERT(smtp_header_scan(m4, strlen(m4), &fields) == 0);
+	TEST_ASSERT(fields == SMTP_HDR_DATE);
+}
+
 int
 main(void)
 {
 	test_run("command", test_command);
+	test_run("header_scan", test_header_scan);
 	test_run("mail_from", test_mail_from);
 	test_run("garbage", test_garbage);
 	test_run("rcpt", test_rcpt);
