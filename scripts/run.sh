@@ -18,7 +18,11 @@ tern is starting in the foreground (Ctrl-C stops it); config: $dir/tern.conf
 
   user demo@localhost   password $password
   SMTP        127.0.0.1:2025   swaks --to demo@localhost --server 127.0.0.1:2025
+  submission  127.0.0.1:2587   swaks --tls --auth PLAIN --auth-user demo@localhost \\
+                                 --auth-password $password --to demo@localhost --server 127.0.0.1:2587
+              127.0.0.1:2465   (implicit TLS)
   POP3        127.0.0.1:2110   curl --user demo@localhost:$password pop3://127.0.0.1:2110/1
+  POP3S       127.0.0.1:2995   curl -k --user demo@localhost:$password pop3s://127.0.0.1:2995/1
   Maildir     $dir/data/mail/localhost/demo/
 
 MSG
