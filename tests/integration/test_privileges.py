@@ -40,11 +40,13 @@ def test_drops_to_run_as_user(nobody_dir):
             os.chown(os.path.join(root, name), nobody.pw_uid, nobody.pw_gid)
     try:
         srv.start()
-        # Every uid (real, effective, saved, fs) is nobody's: no way back.
-        assert uids_of(srv.proc.pid) == [nobody.pw_uid] * 4
         with smtplib.SMTP("127.0.0.1", srv.smtp_port, timeout=10) as s:
             s.sendmail("sender@remote.test", ["alice@example.test"],
                        make_message("privileges", "dropped\r\n"))
+        # A session was served, so the drop is done (the ports accept
+        # connections from the moment they are bound, before it): every
+        # uid (real, effective, saved, fs) is nobody's, with no way back.
+        assert uids_of(srv.proc.pid) == [nobody.pw_uid] * 4
         files = srv.message_files("alice@example.test")
         assert len(files) == 1
         assert os.stat(files[0]).st_uid == nobody.pw_uid
