@@ -249,12 +249,12 @@ server_main(const char *config_path, bool detach, session_start_fn *const starts
 	char *error = NULL;
 	signal(SIGPIPE, SIG_IGN);
 	log_open("ternd", LOG_LEVEL_INFO, 0);
-	if (server_start(&rt, config_path, detach, starts, &error) < 0) {
-		fprintf(stderr, "ternd: %s\n", error);
-		free(error);
-		server_cleanup(&rt);
-		return 1;
-	}
+	/*
+	 * Signals are caught from before the ports are bound: a client may
+	 * connect (and a test or an init system signal us) as soon as they
+	 * are, and a SIGHUP must not meet its default action, which kills.
+	 * libevent queues them until the loop runs.
+	 */
 	rt.srv.base = event_base_new();
 	if (rt.srv.base == NULL)
 		abort();
@@ -263,6 +263,20 @@ server_main(const char *config_path, bool detach, session_start_fn *const starts
 	for (int i = 0; i < 3; i++) {
 		ev_sig[i] = evsignal_new(rt.srv.base, sigs[i], server_on_signal, &rt);
 		event_add(ev_sig[i], NULL);
+	}
+	int r = server_start(&rt, config_path, detach, starts, &error);
+	if (r == 0 && detach && event_reinit(rt.srv.base) < 0) {
+		error = xstrdup("cannot restart the event loop after detaching");
+		r = -1;
+	}
+	if (r < 0) {
+		fprintf(stderr, "ternd: %s\n", error);
+		free(error);
+		for (int i = 0; i < 3; i++)
+			event_free(ev_sig[i]);
+		server_cleanup(&rt);
+		event_base_free(rt.srv.base);
+		return 1;
 	}
 	listeners_start(rt.listeners, &rt.srv);
 	log_info("ternd started: %s, domains %s%s", rt.srv.cfg->path, rt.srv.cfg->domains[0],
