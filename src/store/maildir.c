@@ -468,7 +468,9 @@ maildir_entry_add(struct store_mailbox *mb, size_t *cap, const char *sub,
 	struct maildir_entry *e = &mb->entries[mb->count++];
 	memset(e, 0, sizeof(*e));
 	e->name = xstrdup(name);
-	e->msg.uid = xstrndup(name, strcspn(name, ":"));
+	/* The unique part only: the ",S=" ",W=" ",U=" fields after it may be
+	 * added or changed (the IMAP index adds ",U="), the UIDL must not. */
+	e->msg.uid = xstrndup(name, strcspn(name, ":,"));
 	e->msg.size = size;
 	e->msg.path = path;
 	maildir_parse_time(name, &e->sec, &e->usec);
@@ -582,7 +584,8 @@ maildir_find_in(const char *dir, const char *sub, const char *uid)
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
 		if (strncmp(de->d_name, uid, ulen) == 0 &&
-		    (de->d_name[ulen] == '\0' || de->d_name[ulen] == ':')) {
+		    (de->d_name[ulen] == '\0' || de->d_name[ulen] == ':' ||
+		     de->d_name[ulen] == ',')) {
 			found = xasprintf("%s/%s/%s", dir, sub, de->d_name);
 			break;
 		}

@@ -28,7 +28,7 @@ int store_deliver(struct store *st, const char *address, const char *prefix,
 		  size_t prefix_len, int body_fd, off_t body_len, char **error_r);
 
 struct store_msg {
-	char *uid;          /* stable unique ID: the Maildir base name */
+	char *uid;          /* stable unique ID: the base name up to its first "," or ":" */
 	size_t size;        /* size in CRLF form, as POP3 and IMAP report it */
 	char *path;         /* current file path */
 };

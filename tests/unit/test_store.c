@@ -130,10 +130,11 @@ test_deliver_and_list(void)
 	TEST_ASSERT(mb2 == NULL && in_use);
 	free(error2);
 
-	/* Renamed into cur/ with flags: still found by uid, then expunged. */
+	/* Renamed into cur/ with flags and a ",U=" as the IMAP index does:
+	 * still found by uid, then expunged. */
 	if (mb != NULL && name != NULL) {
 		char *from = xasprintf("%s/%s", newdir, name);
-		char *to = xasprintf("%s/example.org/alice/cur/%s:2,S", root, name);
+		char *to = xasprintf("%s/example.org/alice/cur/%s,U=7:2,S", root, name);
 		TEST_ASSERT(rename(from, to) == 0);
 		int fd = store_msg_open(mb, 0);
 		TEST_ASSERT(fd >= 0);
@@ -148,6 +149,27 @@ test_deliver_and_list(void)
 	}
 	store_mailbox_close(&mb);
 	TEST_ASSERT(mb == NULL);
+
+	/* The UIDL is the unique part only, whatever fields follow it. */
+	if (name != NULL) {
+		char *uidl = xstrndup(name, strcspn(name, ","));
+		struct stat sb;
+		char *again = xasprintf("%s/example.org/alice/cur/%s,U=9:2,", root, uidl);
+		int fd = open(again, O_CREAT | O_WRONLY, 0600);
+		TEST_ASSERT(fd >= 0 && write(fd, "x\n", 2) == 2);
+		if (fd >= 0)
+			close(fd);
+		mb = store_inbox_open(st, "alice@example.org", &in_use, &error);
+		TEST_ASSERT(mb != NULL && store_mailbox_count(mb) == 1);
+		if (mb != NULL && store_mailbox_count(mb) == 1)
+			TEST_ASSERT_STREQ(store_mailbox_msg(mb, 0)->uid, uidl);
+		bool del[1] = { true };
+		TEST_ASSERT(mb != NULL && store_mailbox_expunge(mb, del, &error) == 0);
+		TEST_ASSERT(stat(again, &sb) < 0);
+		store_mailbox_close(&mb);
+		free(again);
+		free(uidl);
+	}
 
 	/* Lock released: open again, now empty. */
 	mb = store_inbox_open(st, "alice@example.org", &in_use, &error);
