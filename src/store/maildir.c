@@ -113,8 +113,8 @@ maildir_part_ok(const char *s, size_t n)
  * leave the mail root ("../x@y", "a/b@c", "@x", ".hidden@x"). The domain
  * is the part after the last '@' so a quoted local part cannot hide one.
  */
-static char *
-maildir_user_dir(const char *root, const char *address, char **error_r)
+char *
+store_user_dir(const char *root, const char *address, char **error_r)
 {
 	const char *at = strrchr(address, '@');
 	if (at == NULL || !maildir_part_ok(address, (size_t)(at - address)) ||
@@ -310,7 +310,7 @@ int
 store_deliver(struct store *st, const char *address, const char *prefix,
 	      size_t prefix_len, int body_fd, off_t body_len, char **error_r)
 {
-	char *dir = maildir_user_dir(st->root, address, error_r);
+	char *dir = store_user_dir(st->root, address, error_r);
 	if (dir == NULL)
 		return -1;
 	if (maildir_create(dir, error_r) < 0) {
@@ -540,7 +540,7 @@ store_inbox_open(struct store *st, const char *address, bool *in_use_r,
 		 char **error_r)
 {
 	*in_use_r = false;
-	char *dir = maildir_user_dir(st->root, address, error_r);
+	char *dir = store_user_dir(st->root, address, error_r);
 	if (dir == NULL)
 		return NULL;
 	struct store_mailbox *mb = xcalloc(1, sizeof(*mb));

@@ -15,6 +15,12 @@ struct store;
 struct store_mailbox;
 
 struct store *store_open(const char *mail_root);
+/*
+ * The Maildir of a canonical address under mail_root (a new string), or
+ * NULL with *error_r set if the address could leave the tree ("../x@y",
+ * "a/b@c", ".hidden@x").
+ */
+char *store_user_dir(const char *mail_root, const char *address, char **error_r);
 void store_free(struct store **st);
 
 /*
