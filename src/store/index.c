@@ -1,0 +1,446 @@
+/*
+ * The per-user IMAP index over Maildir folders (see index.h). This file
+ * holds the database, the Maildir name helpers and the lookups; the sync
+ * itself is in index_sync.c.
+ */
+#include "store/index.h"
+#include "store/index_private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/util.h"
+
+#define INDEX_FILE "tern-index.sqlite"
+#define INDEX_SYSTEM_FLAGS "DFRST"
+
+static const char index_schema[] =
+	"PRAGMA journal_mode=WAL;"
+	"PRAGMA synchronous=NORMAL;"
+	"CREATE TABLE IF NOT EXISTS mailboxes("
+	" name TEXT PRIMARY KEY,"
+	" uidvalidity INTEGER NOT NULL,"
+	" uidnext INTEGER NOT NULL,"
+	" highestmodseq INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS messages("
+	" mailbox TEXT NOT NULL,"
+	" uid INTEGER NOT NULL,"
+	" basename TEXT NOT NULL,"
+	" flags TEXT NOT NULL,"
+	" keywords TEXT NOT NULL DEFAULT '',"
+	" internaldate INTEGER NOT NULL,"
+	" size_crlf INTEGER NOT NULL,"
+	" modseq INTEGER NOT NULL,"
+	" envelope TEXT NULL,"
+	" bodystructure TEXT NULL,"
+	" PRIMARY KEY(mailbox, uid)) WITHOUT ROWID;";
+
+struct index *
+index_open(const char *user_dir, char **error_r)
+{
+	if (mkdir_p(user_dir, 0700) < 0) {
+		*error_r = xasprintf("mkdir %s: %s", user_dir, strerror(errno));
+		return NULL;
+	}
+	char *path = xasprintf("%s/%s", user_dir, INDEX_FILE);
+	sqlite3 *db = NULL;
+	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
+				 SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_busy_timeout(db, 5000);
+		rc = sqlite3_exec(db, index_schema, NULL, NULL, NULL);
+	}
+	if (rc != SQLITE_OK) {
+		*error_r = xasprintf("index %s: %s", path,
+				     db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		sqlite3_close(db);
+		free(path);
+		return NULL;
+	}
+	free(path);
+	struct index *ix = xcalloc(1, sizeof(*ix));
+	ix->db = db;
+	return ix;
+}
+
+void
+index_close(struct index **ixp)
+{
+	struct index *ix = *ixp;
+	if (ix == NULL)
+		return;
+	sqlite3_close(ix->db);
+	free(ix);
+	*ixp = NULL;
+}
+
+int
+index_db_error(struct index *ix, const char *what, char **error_r)
+{
+	*error_r = xasprintf("index %s: %s", what, sqlite3_errmsg(ix->db));
+	return -1;
+}
+
+sqlite3_stmt *
+index_prepare(struct index *ix, const char *sql, char **error_r)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(ix->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		index_db_error(ix, "prepare", error_r);
+		return NULL;
+	}
+	return st;
+}
+
+int
+index_exec(struct index *ix, const char *sql, char **error_r)
+{
+	if (sqlite3_exec(ix->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return index_db_error(ix, sql, error_r);
+	return 0;
+}
+
+void
+index_rollback(struct index *ix)
+{
+	sqlite3_exec(ix->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* The base name ends at ':' (Maildir's info part). */
+static size_t
+index_base_len(const char *name)
+{
+	return strcspn(name, ":");
+}
+
+/* ",U=<digits>" inside the base name: its position, or NULL. */
+static const char *
+index_name_ufield(const char *name, size_t *len_r)
+{
+	size_t blen = index_base_len(name);
+	for (const char *p = name; p + 3 < name + blen; p++) {
+		if (strncmp(p, ",U=", 3) != 0)
+			continue;
+		const char *d = p + 3;
+		while (d < name + blen && *d >= '0' && *d <= '9')
+			d++;
+		if (d == p + 3 || (d < name + blen && *d != ','))
+			continue;
+		*len_r = (size_t)(d - p);
+		return p;
+	}
+	return NULL;
+}
+
+uint32_t
+index_name_uid(const char *name)
+{
+	size_t len;
+	const char *p = index_name_ufield(name, &len);
+	if (p == NULL || len > 3 + 10)
+		return 0;
+	unsigned long long v = strtoull(p + 3, NULL, 10);
+	return v > UINT32_MAX ? 0 : (uint32_t)v;
+}
+
+/* The letters after ":2,", or "" (a file in new/ has none). */
+static const char *
+index_name_info(const char *name)
+{
+	const char *c = strchr(name, ':');
+	if (c == NULL || strncmp(c, ":2,", 3) != 0)
+		return "";
+	return c + 3;
+}
+
+void
+index_name_flags(const char *name, char out[8])
+{
+	const char *info = index_name_info(name);
+	size_t n = 0;
+	for (const char *f = INDEX_SYSTEM_FLAGS; *f != '\0'; f++)
+		if (strchr(info, *f) != NULL)
+			out[n++] = *f;
+	out[n] = '\0';
+}
+
+/*
+ * "<base without ,U=>,U=<uid>:2,<info>": the name a message carries once
+ * it has a UID. ",U=" goes last in the base so the ",S=" ",W=" fields that
+ * POP3 reads stay where they were.
+ */
+char *
+index_name_with_uid(const char *name, uint32_t uid)
+{
+	size_t blen = index_base_len(name), ulen = 0;
+	const char *u = index_name_ufield(name, &ulen);
+	if (u == NULL)
+		u = name + blen;
+	const char *rest = u + ulen;
+	return xasprintf("%.*s%.*s,U=%u:2,%s", (int)(u - name), name,
+			 (int)(name + blen - rest), rest, uid,
+			 index_name_info(name));
+}
+
+/* The CRLF size: W= when delivery wrote it, else counted from the file. */
+uint64_t
+index_file_size(const char *name, const char *path)
+{
+	size_t blen = index_base_len(name);
+	for (const char *p = name; p + 3 < name + blen; p++) {
+		if (strncmp(p, ",W=", 3) == 0 && p[3] >= '0' && p[3] <= '9')
+			return strtoull(p + 3, NULL, 10);
+	}
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	uint64_t size = 0;
+	int c, prev = 0;
+	while ((c = getc(f)) != EOF) {
+		if (c == '\n' && prev != '\r')
+			size++;
+		size++;
+		prev = c;
+	}
+	fclose(f);
+	return size;
+}
+
+/* Delivery time from "<sec>." at the start of the name, else the mtime. */
+time_t
+index_file_date(const char *name, const char *path)
+{
+	char *end;
+	unsigned long long sec = strtoull(name, &end, 10);
+	if (name[0] >= '0' && name[0] <= '9' && *end == '.' && sec > 0 &&
+	    sec < (1ULL << 40))
+		return (time_t)sec;
+	struct stat sb;
+	return stat(path, &sb) == 0 ? sb.st_mtime : 0;
+}
+
+/*
+ * The file name with its ":2," letters replaced: system flags from flags,
+ * others (lowercase keyword letters of other tools) kept; all sorted, as
+ * the Maildir spec asks.
+ */
+static char *
+index_name_set_flags(const char *name, const char *flags)
+{
+	const char *info = index_name_info(name);
+	char letters[128];
+	size_t n = 0;
+	for (int c = 0x21; c < 0x7f && n + 1 < sizeof(letters); c++) {
+		bool sys = strchr(INDEX_SYSTEM_FLAGS, c) != NULL;
+		if ((sys && strchr(flags, c) != NULL) ||
+		    (!sys && c != ',' && strchr(info, c) != NULL))
+			letters[n++] = (char)c;
+	}
+	letters[n] = '\0';
+	return xasprintf("%.*s:2,%s", (int)index_base_len(name), name, letters);
+}
+
+static bool
+index_flags_valid(const char *flags)
+{
+	for (const char *p = flags; *p != '\0'; p++)
+		if (strchr(INDEX_SYSTEM_FLAGS, *p) == NULL)
+			return false;
+	return true;
+}
+
+static int
+index_row_name(struct index *ix, const char *mailbox, uint32_t uid,
+	       char **name_r, char **error_r)
+{
+	sqlite3_stmt *st = index_prepare(ix, "SELECT basename FROM messages"
+					 " WHERE mailbox = ? AND uid = ?", error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, mailbox, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, uid);
+	int rc = sqlite3_step(st);
+	*name_r = NULL;
+	if (rc == SQLITE_ROW)
+		*name_r = xstrdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return index_db_error(ix, "select", error_r);
+	return 0;
+}
+
+/* Takes the next HIGHESTMODSEQ of the mailbox (inside a transaction). */
+int
+index_modseq_next(struct index *ix, const char *mailbox, uint64_t *modseq_r,
+		  char **error_r)
+{
+	sqlite3_stmt *st = index_prepare(ix, "UPDATE mailboxes SET highestmodseq"
+		" = highestmodseq + 1 WHERE name = ? RETURNING highestmodseq",
+		error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, mailbox, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*modseq_r = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW) {
+		*error_r = xasprintf("index: mailbox %s not synced", mailbox);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+index_flags_store(struct index *ix, const char *mailbox, uint32_t uid,
+		  const char *newname, char **error_r)
+{
+	uint64_t modseq;
+	if (index_exec(ix, "BEGIN IMMEDIATE", error_r) < 0)
+		return -1;
+	if (index_modseq_next(ix, mailbox, &modseq, error_r) < 0) {
+		index_rollback(ix);
+		return -1;
+	}
+	char flags[8];
+	index_name_flags(newname, flags);
+	sqlite3_stmt *st = index_prepare(ix, "UPDATE messages SET basename = ?,"
+		" flags = ?, modseq = ? WHERE mailbox = ? AND uid = ?", error_r);
+	int rc = SQLITE_ERROR;
+	if (st != NULL) {
+		sqlite3_bind_text(st, 1, newname, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, flags, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)modseq);
+		sqlite3_bind_text(st, 4, mailbox, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 5, uid);
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+	}
+	if (rc != SQLITE_DONE) {
+		if (st != NULL)
+			index_db_error(ix, "update", error_r);
+		index_rollback(ix);
+		return -1;
+	}
+	return index_exec(ix, "COMMIT", error_r);
+}
+
+int
+index_set_flags(struct index *ix, const char *mailbox, const char *dir,
+		uint32_t uid, const char *flags, char **error_r)
+{
+	if (!index_flags_valid(flags)) {
+		*error_r = xasprintf("invalid flags \"%s\"", flags);
+		return -1;
+	}
+	char *name;
+	if (index_row_name(ix, mailbox, uid, &name, error_r) < 0)
+		return -1;
+	if (name == NULL) {
+		*error_r = xasprintf("no message with UID %u", uid);
+		return -1;
+	}
+	char *newname = index_name_set_flags(name, flags);
+	char *cur = xasprintf("%s/cur", dir);
+	char *from = xasprintf("%s/%s", cur, name);
+	char *to = xasprintf("%s/%s", cur, newname);
+	int ret = 0;
+	/* rename() is atomic: another reader sees the old or the new name,
+	 * and the directory fsync makes the new flags survive a crash before
+	 * the row says so. */
+	if (strcmp(name, newname) != 0 &&
+	    (rename(from, to) < 0 || fsync_dir(cur) < 0)) {
+		*error_r = xasprintf("rename %s: %s", from, strerror(errno));
+		ret = -1;
+	}
+	if (ret == 0)
+		ret = index_flags_store(ix, mailbox, uid, newname, error_r);
+	free(name);
+	free(newname);
+	free(cur);
+	free(from);
+	free(to);
+	return ret;
+}
+
+int
+index_count(struct index *ix, const char *mailbox, uint32_t *count_r,
+	    char **error_r)
+{
+	sqlite3_stmt *st = index_prepare(ix, "SELECT count(*) FROM messages"
+					 " WHERE mailbox = ?", error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, mailbox, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*count_r = (uint32_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : index_db_error(ix, "count", error_r);
+}
+
+int
+index_uid_at(struct index *ix, const char *mailbox, uint32_t seq,
+	     uint32_t *uid_r, char **error_r)
+{
+	*uid_r = 0;
+	if (seq == 0)
+		return 0;
+	sqlite3_stmt *st = index_prepare(ix, "SELECT uid FROM messages"
+		" WHERE mailbox = ? ORDER BY uid LIMIT 1 OFFSET ?", error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, mailbox, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq - 1);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*uid_r = (uint32_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return index_db_error(ix, "select", error_r);
+	return 0;
+}
+
+int
+index_msg_get(struct index *ix, const char *mailbox, const char *dir,
+	      uint32_t uid, struct index_msg *msg_r, int *found_r,
+	      char **error_r)
+{
+	memset(msg_r, 0, sizeof(*msg_r));
+	*found_r = 0;
+	sqlite3_stmt *st = index_prepare(ix, "SELECT basename, flags,"
+		" internaldate, size_crlf, modseq FROM messages"
+		" WHERE mailbox = ? AND uid = ?", error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, mailbox, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, uid);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*found_r = 1;
+		msg_r->uid = uid;
+		msg_r->path = xasprintf("%s/cur/%s", dir,
+					(const char *)sqlite3_column_text(st, 0));
+		snprintf(msg_r->flags, sizeof(msg_r->flags), "%s",
+			 (const char *)sqlite3_column_text(st, 1));
+		msg_r->internaldate = (time_t)sqlite3_column_int64(st, 2);
+		msg_r->size = (uint64_t)sqlite3_column_int64(st, 3);
+		msg_r->modseq = (uint64_t)sqlite3_column_int64(st, 4);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return index_db_error(ix, "select", error_r);
+	return 0;
+}
+
+void
+index_msg_clear(struct index_msg *msg)
+{
+	free(msg->path);
+	memset(msg, 0, sizeof(*msg));
+}

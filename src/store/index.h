@@ -1,0 +1,93 @@
+#ifndef TERN_STORE_INDEX_H
+#define TERN_STORE_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+/*
+ * The per-user IMAP index: one SQLite database (WAL, synchronous=NORMAL)
+ * at USER_DIR/tern-index.sqlite holding, per mailbox, UIDVALIDITY, UIDNEXT
+ * and HIGHESTMODSEQ, and per message its UID, file name, flags and sizes.
+ *
+ * The Maildir is the durable truth and the index a cache of it. Because
+ * IMAP forbids reusing a UID even after a crash (RFC 3501 §2.3.1.1), the
+ * UIDs are kept in the Maildir too: a message given a UID is renamed to
+ * carry ",U=<uid>" in its base name, and each folder directory keeps
+ * UIDVALIDITY and a UIDNEXT floor in the small file "tern-uidlist". A lost
+ * index is rebuilt from those two alone.
+ *
+ * Mailboxes are named by their IMAP wire name; "dir" is the folder's
+ * Maildir directory (store_folder_path). Functions return 0, or -1 with
+ * *error_r set (free it): an I/O or database error, to be treated as
+ * temporary.
+ */
+struct index;
+
+struct index_sync_result {
+	uint32_t exists;          /* messages in the mailbox after the sync */
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint32_t *new_uids;       /* ascending */
+	size_t new_count;
+	uint32_t *expunged_uids;  /* ascending */
+	size_t expunged_count;
+	size_t flag_changes;      /* messages whose flags other tools changed */
+};
+
+/* A message as the index knows it; free its strings with index_msg_clear. */
+struct index_msg {
+	uint32_t uid;
+	char *path;               /* dir/cur/<basename> */
+	char flags[8];            /* system flags as sorted letters: "DFRST" */
+	time_t internaldate;
+	uint64_t size;            /* CRLF form */
+	uint64_t modseq;
+};
+
+/* Opens (creating if needed) USER_DIR/tern-index.sqlite. */
+struct index *index_open(const char *user_dir, char **error_r);
+void index_close(struct index **ix);
+
+/*
+ * Brings the index of one mailbox up to date with dir/new and dir/cur:
+ * new files get UIDs in arrival order (the leading "<sec>.M<usec>" of
+ * their names) and move to cur/ as "<base>,U=<uid>:2,<flags>"; flag
+ * changes made by other tools are picked up; vanished files become
+ * expunged UIDs. Free *r with index_sync_result_free.
+ */
+int index_sync(struct index *ix, const char *mailbox, const char *dir,
+	       struct index_sync_result *r, char **error_r);
+void index_sync_result_free(struct index_sync_result *r);
+
+/*
+ * Forgets what the index knows of the mailbox and syncs it anew (tern
+ * reindex): UIDs come back from the ",U=" in the names, UIDVALIDITY and
+ * the UIDNEXT floor from tern-uidlist.
+ */
+int index_rebuild(struct index *ix, const char *mailbox, const char *dir,
+		  struct index_sync_result *r, char **error_r);
+
+/* Lookups after a sync. seq counts from 1 in ascending UID order. */
+int index_count(struct index *ix, const char *mailbox, uint32_t *count_r,
+		char **error_r);
+/* *uid_r is 0 when seq is out of range. */
+int index_uid_at(struct index *ix, const char *mailbox, uint32_t seq,
+		 uint32_t *uid_r, char **error_r);
+/* *found_r is 0 when the UID is not in the index. */
+int index_msg_get(struct index *ix, const char *mailbox, const char *dir,
+		  uint32_t uid, struct index_msg *msg_r, int *found_r,
+		  char **error_r);
+void index_msg_clear(struct index_msg *msg);
+
+/*
+ * Replaces the system flags of a message (letters from "DFRST", any
+ * order; others are refused): renames its file's ":2," part (letters
+ * sorted, as Maildir wants; lowercase keyword letters of other tools
+ * kept), fsyncs cur/, then updates the row with a new modseq. -1 if the
+ * file is gone (the caller should sync).
+ */
+int index_set_flags(struct index *ix, const char *mailbox, const char *dir,
+		    uint32_t uid, const char *flags, char **error_r);
+
+#endif

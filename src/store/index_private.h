@@ -1,0 +1,29 @@
+#ifndef TERN_STORE_INDEX_PRIVATE_H
+#define TERN_STORE_INDEX_PRIVATE_H
+
+/* Shared between index.c (database, names, lookups) and index_sync.c. */
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+struct index {
+	sqlite3 *db;
+};
+
+int index_db_error(struct index *ix, const char *what, char **error_r);
+sqlite3_stmt *index_prepare(struct index *ix, const char *sql, char **error_r);
+int index_exec(struct index *ix, const char *sql, char **error_r);
+/* Ends a failed transaction; its own errors do not matter any more. */
+void index_rollback(struct index *ix);
+int index_modseq_next(struct index *ix, const char *mailbox,
+		      uint64_t *modseq_r, char **error_r);
+
+/* Maildir names: the UID in ",U=" (0 if none), system flag letters. */
+uint32_t index_name_uid(const char *name);
+void index_name_flags(const char *name, char out[8]);
+char *index_name_with_uid(const char *name, uint32_t uid);
+uint64_t index_file_size(const char *name, const char *path);
+time_t index_file_date(const char *name, const char *path);
+
+#endif

@@ -1,0 +1,582 @@
+/*
+ * index_sync: brings the index of one mailbox up to date with its Maildir,
+ * giving UIDs to new files and keeping them recoverable from the Maildir
+ * (",U=" in names, UIDVALIDITY and a UIDNEXT floor in tern-uidlist).
+ */
+#include "store/index.h"
+#include "store/index_private.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/util.h"
+
+#define INDEX_UIDLIST "tern-uidlist"
+
+/* One file found in new/ or cur/. */
+struct index_file {
+	const char *sub;          /* "new" or "cur" */
+	char *name;
+	uint32_t uid;             /* from ",U=", 0 if none or reassigned */
+	bool fresh;               /* given its UID by this sync */
+	unsigned long long sec;   /* arrival order */
+	unsigned long usec;
+};
+
+/* One row of the index before the sync. */
+struct index_row {
+	uint32_t uid;
+	char *name;
+	bool seen;
+};
+
+struct index_sync_ctx {
+	struct index *ix;
+	const char *mailbox, *dir;
+	struct index_file *files;
+	size_t nfiles, capfiles;
+	struct index_row *rows;
+	size_t nrows;
+	uint32_t uidvalidity, uidnext, floor;
+	bool rebuilding;          /* no mailbox row: trust ",U=" in names */
+	uint64_t highestmodseq;
+	uint64_t modseq;          /* 0 until something changes */
+	bool moved_from_new;
+	struct index_sync_result *r;
+};
+
+/*
+ * tern-uidlist: "1 <uidvalidity> <uidnext>\n". 1 when missing, -1 when
+ * unreadable or garbled (never guess: a wrong UIDVALIDITY would make
+ * clients trust stale caches).
+ */
+static int
+index_uidlist_read(const char *dir, uint32_t *validity_r, uint32_t *next_r,
+		   char **error_r)
+{
+	char *path = xasprintf("%s/%s", dir, INDEX_UIDLIST);
+	size_t len;
+	char *s = read_file(path, 256, &len);
+	int ret = 0;
+	unsigned long v, n;
+	if (s == NULL && errno == ENOENT)
+		ret = 1;
+	else if (s == NULL || sscanf(s, "1 %lu %lu", &v, &n) != 2 || v == 0 ||
+		 v > UINT32_MAX || n == 0 || n > UINT32_MAX) {
+		*error_r = xasprintf("%s: unreadable or garbled", path);
+		ret = -1;
+	} else {
+		*validity_r = (uint32_t)v;
+		*next_r = (uint32_t)n;
+	}
+	free(s);
+	free(path);
+	return ret;
+}
+
+/*
+ * Written before any file is renamed to carry a UID below next, and before
+ * the index commits them: once a client may have seen a UID, the floor
+ * that keeps it from being reused must be on disk (tmp, fsync, rename,
+ * fsync of the directory).
+ */
+static int
+index_uidlist_write(const char *dir, uint32_t validity, uint32_t next,
+		    char **error_r)
+{
+	char *tmp = xasprintf("%s/%s.tmp", dir, INDEX_UIDLIST);
+	char *path = xasprintf("%s/%s", dir, INDEX_UIDLIST);
+	char line[64];
+	int n = snprintf(line, sizeof(line), "1 %u %u\n", validity, next);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int ret = -1;
+	if (fd >= 0 && write_all(fd, line, (size_t)n) == 0 && fsync(fd) == 0 &&
+	    close(fd) == 0) {
+		fd = -1;
+		if (rename(tmp, path) == 0 && fsync_dir(dir) == 0)
+			ret = 0;
+	}
+	if (ret < 0) {
+		*error_r = xasprintf("%s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		unlink(tmp);
+	}
+	free(tmp);
+	free(path);
+	return ret;
+}
+
+static void
+index_file_add(struct index_sync_ctx *c, const char *sub, const char *name)
+{
+	if (c->nfiles == c->capfiles) {
+		c->capfiles = c->capfiles == 0 ? 32 : c->capfiles * 2;
+		c->files = xrealloc(c->files, c->capfiles * sizeof(*c->files));
+	}
+	struct index_file *f = &c->files[c->nfiles++];
+	f->sub = sub;
+	f->name = xstrdup(name);
+	f->uid = index_name_uid(name);
+	f->fresh = false;
+	char *end;
+	f->sec = strtoull(name, &end, 10);
+	f->usec = 0;
+	if (name[0] < '0' || name[0] > '9')
+		f->sec = UINT64_MAX; /* unknown names come last, by name */
+	else if (end[0] == '.' && end[1] == 'M')
+		f->usec = strtoul(end + 2, NULL, 10);
+}
+
+/* Lists dir/sub; a missing directory is an empty one. */
+static int
+index_scan(struct index_sync_ctx *c, const char *sub, char **error_r)
+{
+	char *path = xasprintf("%s/%s", c->dir, sub);
+	DIR *d = opendir(path);
+	if (d == NULL) {
+		int ret = errno == ENOENT ? 0 : -1;
+		if (ret < 0)
+			*error_r = xasprintf("opendir %s: %s", path, strerror(errno));
+		free(path);
+		return ret;
+	}
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		struct stat sb;
+		if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(sb.st_mode))
+			continue;
+		index_file_add(c, sub, de->d_name);
+	}
+	closedir(d);
+	free(path);
+	return 0;
+}
+
+/* Files with a UID first by UID; then the others in arrival order. */
+static int
+index_file_cmp(const void *a, const void *b)
+{
+	const struct index_file *x = a, *y = b;
+	if ((x->uid == 0) != (y->uid == 0))
+		return x->uid == 0 ? 1 : -1;
+	if (x->uid != y->uid)
+		return x->uid < y->uid ? -1 : 1;
+	if (x->sec != y->sec)
+		return x->sec < y->sec ? -1 : 1;
+	if (x->usec != y->usec)
+		return x->usec < y->usec ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+static int
+index_rows_load(struct index_sync_ctx *c, char **error_r)
+{
+	sqlite3_stmt *st = index_prepare(c->ix, "SELECT uid, basename FROM"
+		" messages WHERE mailbox = ? ORDER BY uid", error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, c->mailbox, -1, SQLITE_STATIC);
+	size_t cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (c->nrows == cap) {
+			cap = cap == 0 ? 32 : cap * 2;
+			c->rows = xrealloc(c->rows, cap * sizeof(*c->rows));
+		}
+		struct index_row *row = &c->rows[c->nrows++];
+		row->uid = (uint32_t)sqlite3_column_int64(st, 0);
+		row->name = xstrdup((const char *)sqlite3_column_text(st, 1));
+		row->seen = false;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : index_db_error(c->ix, "select", error_r);
+}
+
+static struct index_row *
+index_row_find(struct index_sync_ctx *c, uint32_t uid)
+{
+	size_t lo = 0, hi = c->nrows;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (c->rows[mid].uid == uid)
+			return &c->rows[mid];
+		if (c->rows[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* Drops what the index knows of a mailbox (inside a transaction). */
+static int
+index_mailbox_forget(struct index *ix, const char *mailbox, char **error_r)
+{
+	static const char *const sqls[] = {
+		"DELETE FROM messages WHERE mailbox = ?",
+		"DELETE FROM mailboxes WHERE name = ?",
+	};
+	for (size_t i = 0; i < sizeof(sqls) / sizeof(sqls[0]); i++) {
+		sqlite3_stmt *st = index_prepare(ix, sqls[i], error_r);
+		if (st == NULL)
+			return -1;
+		sqlite3_bind_text(st, 1, mailbox, -1, SQLITE_STATIC);
+		int rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE)
+			return index_db_error(ix, "delete", error_r);
+	}
+	return 0;
+}
+
+/*
+ * The mailbox's UIDVALIDITY and UIDNEXT. The uidlist is the truth for
+ * UIDVALIDITY; when the index disagrees (the folder was deleted and made
+ * again under the same name) its rows are stale and are dropped.
+ */
+static int
+index_mailbox_load(struct index_sync_ctx *c, char **error_r)
+{
+	uint32_t fv = 0, fn = 1;
+	int r = index_uidlist_read(c->dir, &fv, &fn, error_r);
+	if (r < 0)
+		return -1;
+	sqlite3_stmt *st = index_prepare(c->ix, "SELECT uidvalidity, uidnext,"
+		" highestmodseq FROM mailboxes WHERE name = ?", error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, c->mailbox, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	uint32_t dv = 0, dn = 1;
+	if (rc == SQLITE_ROW) {
+		dv = (uint32_t)sqlite3_column_int64(st, 0);
+		dn = (uint32_t)sqlite3_column_int64(st, 1);
+		c->highestmodseq = (uint64_t)sqlite3_column_int64(st, 2);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return index_db_error(c->ix, "select", error_r);
+	if (r == 1) {
+		/* A folder never synced: a UIDVALIDITY of its own. */
+		time_t now = time(NULL);
+		fv = dv != 0 ? dv : now > 0 ? (uint32_t)now : 1;
+		fn = 1;
+	}
+	c->rebuilding = rc != SQLITE_ROW || dv != fv;
+	c->uidvalidity = fv;
+	c->floor = r == 1 ? 0 : fn;
+	c->uidnext = c->rebuilding || dn < fn ? fn : dn;
+	if (!c->rebuilding)
+		return 0;
+	return index_mailbox_forget(c->ix, c->mailbox, error_r);
+}
+
+/*
+ * Decides, without touching anything yet, which files keep their UID and
+ * which get a new one. A ",U=" is trusted only when its row is in the
+ * index, or when the index is being rebuilt; a file moved in by another
+ * tool from some other folder, or a second file with the same ",U=",
+ * gets a new UID rather than an old one a client may have seen expunged.
+ */
+static int
+index_classify(struct index_sync_ctx *c, char **error_r)
+{
+	uint32_t prev = 0;
+	for (size_t i = 0; i < c->nfiles; i++) {
+		struct index_file *f = &c->files[i];
+		if (f->uid == 0)
+			break;
+		uint32_t uid = f->uid;
+		struct index_row *row = index_row_find(c, uid);
+		if (uid == prev || (row == NULL && !c->rebuilding))
+			f->uid = 0;
+		else if (row != NULL)
+			row->seen = true;
+		else if (uid >= c->uidnext)
+			c->uidnext = uid + 1;
+		prev = uid;
+	}
+	/* Reassigned files join the new ones, in arrival order. */
+	qsort(c->files, c->nfiles, sizeof(*c->files), index_file_cmp);
+	for (size_t i = 0; i < c->nfiles; i++) {
+		if (c->files[i].uid != 0)
+			continue;
+		if (c->uidnext == UINT32_MAX) {
+			*error_r = xasprintf("%s: UIDs exhausted", c->mailbox);
+			return -1;
+		}
+		c->files[i].uid = c->uidnext++;
+		c->files[i].fresh = true;
+	}
+	return 0;
+}
+
+static uint64_t
+index_sync_modseq(struct index_sync_ctx *c)
+{
+	if (c->modseq == 0)
+		c->modseq = ++c->highestmodseq;
+	return c->modseq;
+}
+
+static int
+index_row_insert(struct index_sync_ctx *c, uint32_t uid, const char *name,
+		 const char *path, char **error_r)
+{
+	char flags[8];
+	index_name_flags(name, flags);
+	sqlite3_stmt *st = index_prepare(c->ix, "INSERT OR REPLACE INTO messages"
+		"(mailbox, uid, basename, flags, internaldate, size_crlf, modseq)"
+		" VALUES (?, ?, ?, ?, ?, ?, ?)", error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, c->mailbox, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, flags, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)index_file_date(name, path));
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)index_file_size(name, path));
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)index_sync_modseq(c));
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : index_db_error(c->ix, "insert", error_r);
+}
+
+static int
+index_row_update(struct index_sync_ctx *c, uint32_t uid, const char *name,
+		 char **error_r)
+{
+	char flags[8];
+	index_name_flags(name, flags);
+	sqlite3_stmt *st = index_prepare(c->ix, "UPDATE messages SET basename"
+		" = ?, flags = ?, modseq = ? WHERE mailbox = ? AND uid = ?",
+		error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, flags, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)index_sync_modseq(c));
+	sqlite3_bind_text(st, 4, c->mailbox, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, uid);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : index_db_error(c->ix, "update", error_r);
+}
+
+static void
+index_uids_push(uint32_t **uids, size_t *n, uint32_t uid)
+{
+	*uids = xrealloc(*uids, (*n + 1) * sizeof(**uids));
+	(*uids)[(*n)++] = uid;
+}
+
+/*
+ * Moves a file to cur/ under the name that carries its UID. 1 when it
+ * vanished meanwhile (deleted by another tool: its UID is simply unused).
+ */
+static int
+index_file_place(struct index_sync_ctx *c, struct index_file *f,
+		 char **name_r, char **error_r)
+{
+	char *name = index_name_with_uid(f->name, f->uid);
+	char *from = xasprintf("%s/%s/%s", c->dir, f->sub, f->name);
+	char *to = xasprintf("%s/cur/%s", c->dir, name);
+	int ret = 0;
+	if (strcmp(from, to) != 0 && rename(from, to) < 0) {
+		ret = errno == ENOENT ? 1 : -1;
+		if (ret < 0)
+			*error_r = xasprintf("rename %s: %s", from, strerror(errno));
+	}
+	if (f->sub[0] == 'n')
+		c->moved_from_new = true;
+	free(from);
+	free(to);
+	if (ret != 0)
+		free(name);
+	else
+		*name_r = name;
+	return ret;
+}
+
+/* One file: a new UID, a row rebuilt from its name, or a changed name. */
+static int
+index_file_apply(struct index_sync_ctx *c, struct index_file *f,
+		 char **error_r)
+{
+	bool fresh = f->fresh;
+	struct index_row *row = fresh ? NULL : index_row_find(c, f->uid);
+	if (row != NULL && f->sub[0] == 'c' && strcmp(row->name, f->name) == 0)
+		return 0; /* unchanged: the common case */
+	char *name;
+	int r = index_file_place(c, f, &name, error_r);
+	if (r != 0)
+		return r < 0 ? -1 : 0;
+	if (row != NULL) {
+		char a[8], b[8];
+		index_name_flags(row->name, a);
+		index_name_flags(name, b);
+		if (strcmp(a, b) != 0)
+			c->r->flag_changes++;
+		r = index_row_update(c, f->uid, name, error_r);
+	} else {
+		char *path = xasprintf("%s/cur/%s", c->dir, name);
+		r = index_row_insert(c, f->uid, name, path, error_r);
+		free(path);
+		if (r == 0 && fresh)
+			index_uids_push(&c->r->new_uids, &c->r->new_count, f->uid);
+	}
+	free(name);
+	return r;
+}
+
+static int
+index_expunge_unseen(struct index_sync_ctx *c, char **error_r)
+{
+	for (size_t i = 0; i < c->nrows; i++) {
+		if (c->rows[i].seen)
+			continue;
+		sqlite3_stmt *st = index_prepare(c->ix, "DELETE FROM messages"
+			" WHERE mailbox = ? AND uid = ?", error_r);
+		if (st == NULL)
+			return -1;
+		sqlite3_bind_text(st, 1, c->mailbox, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, c->rows[i].uid);
+		int rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE)
+			return index_db_error(c->ix, "delete", error_r);
+		index_sync_modseq(c);
+		index_uids_push(&c->r->expunged_uids, &c->r->expunged_count,
+				c->rows[i].uid);
+	}
+	return 0;
+}
+
+static int
+index_mailbox_store(struct index_sync_ctx *c, char **error_r)
+{
+	sqlite3_stmt *st = index_prepare(c->ix, "INSERT OR REPLACE INTO"
+		" mailboxes(name, uidvalidity, uidnext, highestmodseq)"
+		" VALUES (?, ?, ?, ?)", error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, c->mailbox, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, c->uidvalidity);
+	sqlite3_bind_int64(st, 3, c->uidnext);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)c->highestmodseq);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : index_db_error(c->ix, "insert", error_r);
+}
+
+/*
+ * The order matters for crash safety: the UIDNEXT floor is durable before
+ * any file is renamed to carry a new UID; the renames are durable (cur/
+ * and new/ fsynced) before the index commits them, so that the index
+ * never promises a name the Maildir lost.
+ */
+static int
+index_sync_run(struct index_sync_ctx *c, char **error_r)
+{
+	if (index_mailbox_load(c, error_r) < 0 ||
+	    index_scan(c, "cur", error_r) < 0 ||
+	    index_scan(c, "new", error_r) < 0 || index_rows_load(c, error_r) < 0)
+		return -1;
+	qsort(c->files, c->nfiles, sizeof(*c->files), index_file_cmp);
+	if (index_classify(c, error_r) < 0)
+		return -1;
+	/* A folder made by hand may lack cur/; every file ends up there. */
+	char *cur = xasprintf("%s/cur", c->dir), *new = xasprintf("%s/new", c->dir);
+	int r = 0;
+	if (c->nfiles > 0 && mkdir_p(cur, 0700) < 0) {
+		*error_r = xasprintf("mkdir %s: %s", cur, strerror(errno));
+		r = -1;
+	}
+	if (r == 0 && c->uidnext != c->floor &&
+	    index_uidlist_write(c->dir, c->uidvalidity, c->uidnext, error_r) < 0)
+		r = -1;
+	for (size_t i = 0; r == 0 && i < c->nfiles; i++)
+		if (index_file_apply(c, &c->files[i], error_r) < 0)
+			r = -1;
+	if (r == 0 && c->nfiles > 0 && (fsync_dir(cur) < 0 ||
+			      (c->moved_from_new && fsync_dir(new) < 0))) {
+		*error_r = xasprintf("fsync %s: %s", c->dir, strerror(errno));
+		r = -1;
+	}
+	free(cur);
+	free(new);
+	if (r < 0 || index_expunge_unseen(c, error_r) < 0 ||
+	    index_mailbox_store(c, error_r) < 0 ||
+	    index_count(c->ix, c->mailbox, &c->r->exists, error_r) < 0)
+		return -1;
+	c->r->uidvalidity = c->uidvalidity;
+	c->r->uidnext = c->uidnext;
+	return 0;
+}
+
+static void
+index_sync_ctx_free(struct index_sync_ctx *c)
+{
+	for (size_t i = 0; i < c->nfiles; i++)
+		free(c->files[i].name);
+	free(c->files);
+	for (size_t i = 0; i < c->nrows; i++)
+		free(c->rows[i].name);
+	free(c->rows);
+}
+
+int
+index_sync(struct index *ix, const char *mailbox, const char *dir,
+	   struct index_sync_result *r, char **error_r)
+{
+	memset(r, 0, sizeof(*r));
+	struct index_sync_ctx c = {
+		.ix = ix, .mailbox = mailbox, .dir = dir, .r = r,
+	};
+	/* IMMEDIATE: two sessions of one user syncing at once take turns,
+	 * so one UID is never given to two files. */
+	if (index_exec(ix, "BEGIN IMMEDIATE", error_r) < 0)
+		return -1;
+	int ret = index_sync_run(&c, error_r);
+	if (ret == 0)
+		ret = index_exec(ix, "COMMIT", error_r);
+	if (ret < 0) {
+		index_rollback(ix);
+		index_sync_result_free(r);
+	}
+	index_sync_ctx_free(&c);
+	return ret;
+}
+
+void
+index_sync_result_free(struct index_sync_result *r)
+{
+	free(r->new_uids);
+	free(r->expunged_uids);
+	memset(r, 0, sizeof(*r));
+}
+
+int
+index_rebuild(struct index *ix, const char *mailbox, const char *dir,
+	      struct index_sync_result *r, char **error_r)
+{
+	memset(r, 0, sizeof(*r));
+	if (index_exec(ix, "BEGIN IMMEDIATE", error_r) < 0)
+		return -1;
+	if (index_mailbox_forget(ix, mailbox, error_r) < 0 ||
+	    index_exec(ix, "COMMIT", error_r) < 0) {
+		index_rollback(ix);
+		return -1;
+	}
+	return index_sync(ix, mailbox, dir, r, error_r);
+}

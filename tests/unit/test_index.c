@@ -1,0 +1,393 @@
+/* Unit tests for the IMAP index over a Maildir made by hand. */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/util.h"
+#include "store/index.h"
+#include "test.h"
+
+static char *test_root;   /* the user's dir: INBOX */
+
+static void
+setup(void)
+{
+	char tmpl[] = "/tmp/tern-index-XXXXXX";
+	char *d = mkdtemp(tmpl);
+	TEST_ASSERT(d != NULL);
+	test_root = xstrdup(d);
+	static const char *const subs[] = { "cur", "new", "tmp" };
+	for (size_t i = 0; i < 3; i++) {
+		char *p = xasprintf("%s/%s", test_root, subs[i]);
+		TEST_ASSERT(mkdir(p, 0700) == 0);
+		free(p);
+	}
+}
+
+static void
+teardown(void)
+{
+	char *cmd = xasprintf("rm -rf '%s'", test_root);
+	TEST_ASSERT(system(cmd) == 0);
+	free(cmd);
+	free(test_root);
+	test_root = NULL;
+}
+
+static void
+put(const char *sub, const char *name, const char *body)
+{
+	char *p = xasprintf("%s/%s/%s", test_root, sub, name);
+	FILE *f = fopen(p, "w");
+	TEST_ASSERT(f != NULL);
+	if (f != NULL) {
+		fputs(body, f);
+		fclose(f);
+	}
+	free(p);
+}
+
+/* The name in cur/ starting with prefix, or NULL. */
+static char *
+find_cur(const char *prefix)
+{
+	char *p = xasprintf("%s/cur", test_root);
+	DIR *d = opendir(p);
+	free(p);
+	char *found = NULL;
+	struct dirent *de;
+	while (d != NULL && (de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, prefix, strlen(prefix)) == 0)
+			found = xstrdup(de->d_name);
+	if (d != NULL)
+		closedir(d);
+	return found;
+}
+
+static size_t
+count_dir(const char *sub)
+{
+	char *p = xasprintf("%s/%s", test_root, sub);
+	DIR *d = opendir(p);
+	free(p);
+	size_t n = 0;
+	struct dirent *de;
+	while (d != NULL && (de = readdir(d)) != NULL)
+		n += de->d_name[0] != '.';
+	if (d != NULL)
+		closedir(d);
+	return n;
+}
+
+static void
+rename_cur(const char *from, const char *to)
+{
+	char *a = xasprintf("%s/cur/%s", test_root, from);
+	char *b = xasprintf("%s/cur/%s", test_root, to);
+	TEST_ASSERT(rename(a, b) == 0);
+	free(a);
+	free(b);
+}
+
+static void
+unlink_cur(const char *name)
+{
+	char *a = xasprintf("%s/cur/%s", test_root, name);
+	TEST_ASSERT(unlink(a) == 0);
+	free(a);
+}
+
+/* Three messages: one seen in cur/, two in new/ (arrival order c, a, b). */
+static void
+make_three(void)
+{
+	put("new", "1700000002.M5P1Q1.host,S=5,W=6", "two\n\n");
+	put("cur", "1700000001.M9P1Q1.host,S=4,W=5:2,S", "one\n");
+	put("new", "1700000003.M1P1Q1.host", "three\nx\n");
+}
+
+static struct index *
+open_ix(void)
+{
+	char *err = NULL;
+	struct index *ix = index_open(test_root, &err);
+	TEST_ASSERT(ix != NULL);
+	if (err != NULL)
+		fprintf(stderr, "%s\n", err);
+	free(err);
+	return ix;
+}
+
+static int
+sync_ix(struct index *ix, struct index_sync_result *r)
+{
+	char *err = NULL;
+	int ret = index_sync(ix, "INBOX", test_root, r, &err);
+	if (err != NULL)
+		fprintf(stderr, "%s\n", err);
+	free(err);
+	return ret;
+}
+
+static void
+test_first_sync(void)
+{
+	setup();
+	make_three();
+	struct index *ix = open_ix();
+	struct index_sync_result r;
+	TEST_ASSERT(sync_ix(ix, &r) == 0);
+	TEST_ASSERT(r.exists == 3 && r.new_count == 3 && r.uidnext == 4);
+	TEST_ASSERT(r.new_count == 3 && r.new_uids[0] == 1 && r.new_uids[2] == 3);
+	TEST_ASSERT(r.uidvalidity != 0 && r.expunged_count == 0);
+	TEST_ASSERT(count_dir("new") == 0 && count_dir("cur") == 3);
+	char *n = find_cur("1700000001.");
+	TEST_ASSERT_STREQ(n, "1700000001.M9P1Q1.host,S=4,W=5,U=1:2,S");
+	free(n);
+	n = find_cur("1700000002.");
+	TEST_ASSERT_STREQ(n, "1700000002.M5P1Q1.host,S=5,W=6,U=2:2,");
+	free(n);
+	n = find_cur("1700000003.");
+	TEST_ASSERT_STREQ(n, "1700000003.M1P1Q1.host,U=3:2,");
+	free(n);
+	index_sync_result_free(&r);
+
+	struct index_msg m;
+	int found;
+	char *err = NULL;
+	TEST_ASSERT(index_msg_get(ix, "INBOX", test_root, 3, &m, &found, &err) == 0);
+	TEST_ASSERT(found == 1 && m.size == 10 && m.internaldate == 1700000003);
+	TEST_ASSERT_STREQ(m.flags, "");
+	index_msg_clear(&m);
+	TEST_ASSERT(index_msg_get(ix, "INBOX", test_root, 1, &m, &found, &err) == 0);
+	TEST_ASSERT(found == 1 && m.size == 5);
+	TEST_ASSERT_STREQ(m.flags, "S");
+	TEST_ASSERT(m.path != NULL && access(m.path, F_OK) == 0);
+	index_msg_clear(&m);
+	TEST_ASSERT(index_msg_get(ix, "INBOX", test_root, 9, &m, &found, &err) == 0);
+	TEST_ASSERT(found == 0);
+
+	/* Second sync: nothing to do. */
+	TEST_ASSERT(sync_ix(ix, &r) == 0);
+	TEST_ASSERT(r.exists == 3 && r.new_count == 0 && r.expunged_count == 0);
+	TEST_ASSERT(r.flag_changes == 0 && r.uidnext == 4);
+	index_sync_result_free(&r);
+	uint32_t uid, count;
+	TEST_ASSERT(index_count(ix, "INBOX", &count, &err) == 0 && count == 3);
+	TEST_ASSERT(index_uid_at(ix, "INBOX", 2, &uid, &err) == 0 && uid == 2);
+	TEST_ASSERT(index_uid_at(ix, "INBOX", 4, &uid, &err) == 0 && uid == 0);
+	index_close(&ix);
+	TEST_ASSERT(ix == NULL);
+	teardown();
+}
+
+static void
+test_changes(void)
+{
+	setup();
+	make_three();
+	struct index *ix = open_ix();
+	struct index_sync_result r;
+	TEST_ASSERT(sync_ix(ix, &r) == 0);
+	index_sync_result_free(&r);
+
+	/* A new delivery gets the next UID. */
+	put("new", "1600000000.M1P1Q1.host,S=2,W=3", "x\n");
+	/* mutt marks message 2 read and flagged. */
+	rename_cur("1700000002.M5P1Q1.host,S=5,W=6,U=2:2,",
+		   "1700000002.M5P1Q1.host,S=5,W=6,U=2:2,FS");
+	/* Message 1 is deleted by another tool. */
+	unlink_cur("1700000001.M9P1Q1.host,S=4,W=5,U=1:2,S");
+	TEST_ASSERT(sync_ix(ix, &r) == 0);
+	TEST_ASSERT(r.exists == 3 && r.new_count == 1 && r.new_uids[0] == 4);
+	TEST_ASSERT(r.expunged_count == 1 && r.expunged_uids[0] == 1);
+	TEST_ASSERT(r.flag_changes == 1 && r.uidnext == 5);
+	index_sync_result_free(&r);
+
+	struct index_msg m;
+	int found;
+	char *err = NULL;
+	TEST_ASSERT(index_msg_get(ix, "INBOX", test_root, 2, &m, &found, &err) == 0);
+	TEST_ASSERT(found == 1);
+	TEST_ASSERT_STREQ(m.flags, "FS");
+	index_msg_clear(&m);
+	uint32_t uid;
+	TEST_ASSERT(index_uid_at(ix, "INBOX", 1, &uid, &err) == 0 && uid == 2);
+	TEST_ASSERT(index_uid_at(ix, "INBOX", 3, &uid, &err) == 0 && uid == 4);
+	index_close(&ix);
+	teardown();
+}
+
+static void
+test_set_flags(void)
+{
+	setup();
+	put("cur", "1700000001.M9P1Q1.host:2,Sa", "one\n");
+	struct index *ix = open_ix();
+	struct index_sync_result r;
+	TEST_ASSERT(sync_ix(ix, &r) == 0);
+	index_sync_result_free(&r);
+	char *err = NULL;
+	TEST_ASSERT(index_set_flags(ix, "INBOX", test_root, 1, "TSRD", &err) == 0);
+	char *n = find_cur("1700000001.");
+	TEST_ASSERT_STREQ(n, "1700000001.M9P1Q1.host,U=1:2,DRSTa");
+	free(n);
+	struct index_msg m;
+	int found;
+	TEST_ASSERT(index_msg_get(ix, "INBOX", test_root, 1, &m, &found, &err) == 0);
+	TEST_ASSERT_STREQ(m.flags, "DRST");
+	TEST_ASSERT(m.modseq >= 2);
+	index_msg_clear(&m);
+	TEST_ASSERT(index_set_flags(ix, "INBOX", test_root, 1, "", &err) == 0);
+	n = find_cur("1700000001.");
+	TEST_ASSERT_STREQ(n, "1700000001.M9P1Q1.host,U=1:2,a");
+	free(n);
+	TEST_ASSERT(index_set_flags(ix, "INBOX", test_root, 1, "X", &err) < 0);
+	free(err);
+	err = NULL;
+	TEST_ASSERT(index_set_flags(ix, "INBOX", test_root, 7, "S", &err) < 0);
+	free(err);
+	/* The sync after our own rename sees no change by others. */
+	TEST_ASSERT(sync_ix(ix, &r) == 0);
+	TEST_ASSERT(r.flag_changes == 0 && r.new_count == 0 && r.exists == 1);
+	index_sync_result_free(&r);
+	index_close(&ix);
+	teardown();
+}
+
+static void
+remove_index(void)
+{
+	static const char *const names[] = {
+		"tern-index.sqlite", "tern-index.sqlite-wal", "tern-index.sqlite-shm",
+	};
+	for (size_t i = 0; i < 3; i++) {
+		char *p = xasprintf("%s/%s", test_root, names[i]);
+		unlink(p);
+		free(p);
+	}
+}
+
+static void
+test_rebuild(void)
+{
+	setup();
+	make_three();
+	struct index *ix = open_ix();
+	struct index_sync_result r;
+	TEST_ASSERT(sync_ix(ix, &r) == 0);
+	uint32_t validity = r.uidvalidity;
+	index_sync_result_free(&r);
+	put("new", "1800000000.M1P1Q1.host", "four\n");
+	TEST_ASSERT(sync_ix(ix, &r) == 0);
+	TEST_ASSERT(r.new_count == 1 && r.new_uids[0] == 4);
+	index_sync_result_free(&r);
+	/* The highest UID goes, then the index is lost. */
+	unlink_cur("1800000000.M1P1Q1.host,U=4:2,");
+	index_close(&ix);
+	remove_index();
+
+	ix = open_ix();
+	TEST_ASSERT(sync_ix(ix, &r) == 0);
+	TEST_ASSERT(r.uidvalidity == validity && r.exists == 3);
+	TEST_ASSERT(r.uidnext == 5 && r.new_count == 0);
+	index_sync_result_free(&r);
+	uint32_t uid;
+	char *err = NULL;
+	TEST_ASSERT(index_uid_at(ix, "INBOX", 3, &uid, &err) == 0 && uid == 3);
+	/* UID 4 is never given again. */
+	put("new", "1900000000.M1P1Q1.host", "five\n");
+	TEST_ASSERT(sync_ix(ix, &r) == 0);
+	TEST_ASSERT(r.new_count == 1 && r.new_uids[0] == 5);
+	index_sync_result_free(&r);
+
+	/* index_rebuild keeps the same UIDs. */
+	TEST_ASSERT(index_rebuild(ix, "INBOX", test_root, &r, &err) == 0);
+	TEST_ASSERT(r.uidvalidity == validity && r.exists == 4 && r.uidnext == 6);
+	index_sync_result_free(&r);
+	TEST_ASSERT(index_uid_at(ix, "INBOX", 4, &uid, &err) == 0 && uid == 5);
+	char *n = find_cur("1700000003.");
+	TEST_ASSERT_STREQ(n, "1700000003.M1P1Q1.host,U=3:2,");
+	free(n);
+	index_close(&ix);
+	teardown();
+}
+
+/* A file copied in by another tool with a ",U=" already in use. */
+static void
+test_duplicate_uid(void)
+{
+	setup();
+	put("cur", "1700000001.M1P1Q1.host:2,", "one\n");
+	struct index *ix = open_ix();
+	struct index_sync_result r;
+	TEST_ASSERT(sync_ix(ix, &r) == 0);
+	index_sync_result_free(&r);
+	put("cur", "1700000009.M1P1Q1.host,U=1:2,S", "copy\n");
+	TEST_ASSERT(sync_ix(ix, &r) == 0);
+	TEST_ASSERT(r.exists == 2 && r.new_count == 1 && r.new_uids[0] == 2);
+	TEST_ASSERT(r.flag_changes == 0 && r.expunged_count == 0);
+	index_sync_result_free(&r);
+	char *n = find_cur("1700000009.");
+	TEST_ASSERT_STREQ(n, "1700000009.M1P1Q1.host,U=2:2,S");
+	free(n);
+	index_close(&ix);
+	teardown();
+}
+
+/* Folders share the database but not their UIDs or UIDVALIDITY file. */
+static void
+test_folder(void)
+{
+	setup();
+	put("new", "1700000001.M1P1Q1.host", "one\n");
+	char *sent = xasprintf("%s/.Sent", test_root);
+	TEST_ASSERT(mkdir(sent, 0700) == 0);
+	char *sub = xasprintf("%s/.Sent/new", test_root);
+	TEST_ASSERT(mkdir(sub, 0700) == 0);
+	free(sub);
+	sub = xasprintf("%s/.Sent/new/1700000005.M1P1Q1.host", test_root);
+	FILE *f = fopen(sub, "w");
+	TEST_ASSERT(f != NULL);
+	if (f != NULL)
+		fclose(f);
+	free(sub);
+	struct index *ix = open_ix();
+	struct index_sync_result r;
+	char *err = NULL;
+	TEST_ASSERT(sync_ix(ix, &r) == 0 && r.exists == 1);
+	index_sync_result_free(&r);
+	TEST_ASSERT(index_sync(ix, "Sent", sent, &r, &err) == 0);
+	if (err != NULL)
+		fprintf(stderr, "%s\n", err);
+	free(err);
+	err = NULL;
+	TEST_ASSERT(r.exists == 1 && r.new_count == 1 && r.new_uids[0] == 1);
+	index_sync_result_free(&r);
+	sub = xasprintf("%s/.Sent/tern-uidlist", test_root);
+	TEST_ASSERT(access(sub, F_OK) == 0);
+	free(sub);
+	struct index_msg m;
+	int found;
+	TEST_ASSERT(index_msg_get(ix, "Sent", sent, 1, &m, &found, &err) == 0);
+	TEST_ASSERT(found == 1 && m.size == 0 && access(m.path, F_OK) == 0);
+	index_msg_clear(&m);
+	free(sent);
+	index_close(&ix);
+	teardown();
+}
+
+int
+main(void)
+{
+	test_run("first sync assigns UIDs, second is a no-op", test_first_sync);
+	test_run("new, flag change by mutt, expunge", test_changes);
+	test_run("set_flags renames with sorted letters", test_set_flags);
+	test_run("rebuild keeps UIDs, UIDVALIDITY, UIDNEXT floor", test_rebuild);
+	test_run("duplicate U= gets a new UID", test_duplicate_uid);
+	test_run("folders are indexed apart", test_folder);
+	return test_done();
+}
