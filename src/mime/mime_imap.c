@@ -1,0 +1,506 @@
+/*
+ * BODYSTRUCTURE (RFC 3501 7.4.2 and the "body" rule of section 9).
+ *
+ * GMime parses the structured header values (Content-Type and
+ * Content-Disposition, with RFC 2231 parameters), but the part tree is
+ * walked here over the raw bytes: body-fld-octets and body-fld-lines must
+ * be exact for the CRLF form, and GMime does not expose where each part
+ * begins and ends. Part boundaries follow RFC 2046 5.1.1: the CRLF before
+ * a delimiter line belongs to the delimiter, not to the part.
+ */
+#include <ctype.h>
+#include <glib.h>
+#include <gmime/gmime.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/util.h"
+#include "mime/mime_imap.h"
+#include "mime/mime_imap_private.h"
+
+/* Deeper nesting is described as an opaque application/octet-stream. */
+#define MIME_IMAP_MAX_DEPTH 32
+#define MIME_IMAP_MAX_HEADERS 2000
+#define MIME_IMAP_MAX_PARTS 10000
+
+struct mime_walk {
+	struct buf *out;
+	size_t parts; /* parts described so far, bounded */
+};
+
+static void
+mime_imap_init_once(void)
+{
+	static gsize done = 0;
+
+	if (g_once_init_enter(&done)) {
+		g_mime_init();
+		g_once_init_leave(&done, 1);
+	}
+}
+
+/* Quoted if every byte is 7-bit and neither NUL, CR nor LF; else a
+ * literal (RFC 3501 4.3: quoted strings cannot carry 8-bit or CR/LF). */
+void
+mime_imap_write_nstring(struct buf *out, const char *s, size_t len)
+{
+	size_t k;
+	bool quotable = true;
+
+	if (s == NULL) {
+		buf_appends(out, "NIL");
+		return;
+	}
+	for (k = 0; k < len && quotable; k++) {
+		unsigned char c = (unsigned char)s[k];
+		quotable = c != 0 && c < 0x80 && c != '\r' && c != '\n';
+	}
+	if (!quotable) {
+		buf_appendf(out, "{%zu}\r\n", len);
+		buf_append(out, s, len);
+		return;
+	}
+	buf_appendc(out, '"');
+	for (k = 0; k < len; k++) {
+		if (s[k] == '"' || s[k] == '\\')
+			buf_appendc(out, '\\');
+		buf_appendc(out, s[k]);
+	}
+	buf_appendc(out, '"');
+}
+
+void
+mime_imap_write_nstr(struct buf *out, const char *s)
+{
+	mime_imap_write_nstring(out, s, s != NULL ? strlen(s) : 0);
+}
+
+static void
+write_upper(struct buf *out, const char *s)
+{
+	char *u = xstrdup(s != NULL ? s : "");
+	char *p;
+
+	for (p = u; *p != '\0'; p++)
+		*p = (char)toupper((unsigned char)*p);
+	mime_imap_write_nstr(out, u);
+	free(u);
+}
+
+const struct mime_imap_hdr *
+mime_imap_hdr_find(const struct mime_imap_hdrs *hdrs, const char *name)
+{
+	size_t k, n = strlen(name);
+
+	for (k = 0; k < hdrs->n; k++) {
+		if (hdrs->v[k].name_len == n &&
+		    strncasecmp(hdrs->v[k].name, name, n) == 0)
+			return &hdrs->v[k];
+	}
+	return NULL;
+}
+
+char *
+mime_imap_hdr_value(const struct mime_imap_hdrs *hdrs, const char *name)
+{
+	const struct mime_imap_hdr *h = mime_imap_hdr_find(hdrs, name);
+	struct buf b = BUF_INIT;
+	size_t k;
+	char *t;
+
+	if (h == NULL)
+		return NULL;
+	/* Unfolding removes only the CRLF, keeping the WSP (RFC 5322 2.2.3). */
+	for (k = 0; k < h->value_len; k++) {
+		if (h->value[k] != '\r' && h->value[k] != '\n')
+			buf_appendc(&b, h->value[k]);
+	}
+	if (b.data == NULL)
+		return xstrdup("");
+	t = str_trim(b.data);
+	memmove(b.data, t, strlen(t) + 1);
+	return buf_steal(&b);
+}
+
+static void
+hdrs_push(struct mime_imap_hdrs *hdrs, const char *line, size_t len)
+{
+	const char *colon = memchr(line, ':', len);
+
+	if (colon == NULL || colon == line || hdrs->n >= MIME_IMAP_MAX_HEADERS)
+		return; /* garbage line: ignored */
+	if (hdrs->n == hdrs->cap) {
+		hdrs->cap = hdrs->cap ? hdrs->cap * 2 : 16;
+		hdrs->v = xrealloc(hdrs->v, hdrs->cap * sizeof(*hdrs->v));
+	}
+	hdrs->v[hdrs->n].name = line;
+	hdrs->v[hdrs->n].name_len = (size_t)(colon - line);
+	while (hdrs->v[hdrs->n].name_len > 0 &&
+	       (line[hdrs->v[hdrs->n].name_len - 1] == ' ' ||
+		line[hdrs->v[hdrs->n].name_len - 1] == '\t'))
+		hdrs->v[hdrs->n].name_len--;
+	hdrs->v[hdrs->n].value = colon + 1;
+	hdrs->v[hdrs->n].value_len = len - (size_t)(colon + 1 - line);
+	hdrs->n++;
+}
+
+/* Splits [p, end) into header fields and returns where the body starts:
+ * after the empty line, or end if there is none. */
+static const char *
+hdrs_parse(const char *p, const char *end, struct mime_imap_hdrs *hdrs)
+{
+	const char *field = NULL;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *next = nl != NULL ? nl + 1 : end;
+		size_t len = (size_t)(next - p);
+
+		if (len <= 2 && (len == 1 || p[0] == '\r') && nl != NULL) {
+			p = next; /* the empty line ends the header */
+			break;
+		}
+		if (field != NULL && (*p == ' ' || *p == '\t')) {
+			p = next; /* continuation of the current field */
+			continue;
+		}
+		if (field != NULL)
+			hdrs_push(hdrs, field, (size_t)(p - field));
+		field = p;
+		p = next;
+	}
+	if (field != NULL) /* CR and LF are dropped when unfolding */
+		hdrs_push(hdrs, field, (size_t)(p - field));
+	return p;
+}
+
+static size_t
+count_lines(const char *p, const char *end)
+{
+	size_t n = 0;
+	const char *q;
+
+	for (q = p; q < end; q++)
+		n += *q == '\n';
+	/* A last line without CRLF still counts as a line. */
+	if (end > p && end[-1] != '\n')
+		n++;
+	return n;
+}
+
+static void
+write_params(struct buf *out, GMimeParamList *params)
+{
+	int k, n = params != NULL ? g_mime_param_list_length(params) : 0;
+
+	if (n <= 0) {
+		buf_appends(out, "NIL");
+		return;
+	}
+	buf_appendc(out, '(');
+	for (k = 0; k < n; k++) {
+		GMimeParam *prm = g_mime_param_list_get_parameter_at(params, k);
+		if (k > 0)
+			buf_appendc(out, ' ');
+		write_upper(out, g_mime_param_get_name(prm));
+		buf_appendc(out, ' ');
+		mime_imap_write_nstr(out, g_mime_param_get_value(prm) != NULL
+						  ? g_mime_param_get_value(prm)
+						  : "");
+	}
+	buf_appendc(out, ')');
+}
+
+static void
+write_disposition(struct buf *out, const struct mime_imap_hdrs *hdrs)
+{
+	char *v = mime_imap_hdr_value(hdrs, "Content-Disposition");
+	GMimeContentDisposition *d;
+	const char *dsp;
+
+	if (v == NULL || *v == '\0') {
+		buf_appends(out, "NIL");
+		free(v);
+		return;
+	}
+	d = g_mime_content_disposition_parse(NULL, v);
+	dsp = d != NULL ? g_mime_content_disposition_get_disposition(d) : NULL;
+	if (dsp == NULL || *dsp == '\0') {
+		buf_appends(out, "NIL"); /* body-fld-dsp needs a string */
+	} else {
+		buf_appendc(out, '(');
+		write_upper(out, dsp);
+		buf_appendc(out, ' ');
+		write_params(out, g_mime_content_disposition_get_parameters(d));
+		buf_appendc(out, ')');
+	}
+	if (d != NULL)
+		g_object_unref(d);
+	free(v);
+}
+
+/* body-fld-lang: NIL, one string, or a list of the tags (RFC 3282). */
+static void
+write_language(struct buf *out, const struct mime_imap_hdrs *hdrs)
+{
+	char *v = mime_imap_hdr_value(hdrs, "Content-Language");
+	char *save = NULL, *tok;
+	struct buf list = BUF_INIT;
+	int n = 0;
+
+	for (tok = v != NULL ? strtok_r(v, ", \t", &save) : NULL; tok != NULL;
+	     tok = strtok_r(NULL, ", \t", &save)) {
+		if (n++ > 0)
+			buf_appendc(&list, ' ');
+		mime_imap_write_nstr(&list, tok);
+	}
+	if (n == 0)
+		buf_appends(out, "NIL");
+	else if (n == 1)
+		buf_append(out, list.data, list.len);
+	else
+		buf_appendf(out, "(%s)", list.data);
+	buf_free(&list);
+	free(v);
+}
+
+/* Disposition, language and location, shared by both kinds of part. */
+static void
+write_ext(struct buf *out, const struct mime_imap_hdrs *hdrs)
+{
+	char *loc = mime_imap_hdr_value(hdrs, "Content-Location");
+
+	buf_appendc(out, ' ');
+	write_disposition(out, hdrs);
+	buf_appendc(out, ' ');
+	write_language(out, hdrs);
+	buf_appendc(out, ' ');
+	mime_imap_write_nstr(out, loc);
+	free(loc);
+}
+
+static void
+write_part(struct mime_walk *w, const char *start, const char *end,
+	   int depth, bool in_digest);
+
+static bool
+is_identity_encoding(const char *enc)
+{
+	return strcasecmp(enc, "7bit") == 0 || strcasecmp(enc, "8bit") == 0 ||
+	       strcasecmp(enc, "binary") == 0;
+}
+
+static void
+write_leaf(struct mime_walk *w, const struct mime_imap_hdrs *hdrs,
+	   GMimeContentType *ct, const char *type, const char *subtype,
+	   const char *body, const char *end, int depth)
+{
+	struct buf *out = w->out;
+	char *id = mime_imap_hdr_value(hdrs, "Content-ID");
+	char *desc = mime_imap_hdr_value(hdrs, "Content-Description");
+	char *enc = mime_imap_hdr_value(hdrs, "Content-Transfer-Encoding");
+
+	if (enc != NULL && *enc == '\0') {
+		free(enc);
+		enc = NULL;
+	}
+	buf_appendc(out, '(');
+	write_upper(out, type);
+	buf_appendc(out, ' ');
+	write_upper(out, subtype);
+	buf_appendc(out, ' ');
+	write_params(out, g_mime_content_type_get_parameters(ct));
+	buf_appendc(out, ' ');
+	mime_imap_write_nstr(out, id);
+	buf_appendc(out, ' ');
+	mime_imap_write_nstr(out, desc);
+	buf_appendc(out, ' ');
+	write_upper(out, enc != NULL ? enc : "7bit");
+	buf_appendf(out, " %zu", (size_t)(end - body));
+	if (strcasecmp(type, "message") == 0 &&
+	    strcasecmp(subtype, "rfc822") == 0 &&
+	    is_identity_encoding(enc != NULL ? enc : "7bit")) {
+		struct mime_imap_hdrs inner = { NULL, 0, 0 };
+		hdrs_parse(body, end, &inner);
+		buf_appendc(out, ' ');
+		mime_imap_write_envelope(out, &inner);
+		free(inner.v);
+		buf_appendc(out, ' ');
+		write_part(w, body, end, depth + 1, false);
+		buf_appendf(out, " %zu", count_lines(body, end));
+	} else if (strcasecmp(type, "text") == 0) {
+		buf_appendf(out, " %zu", count_lines(body, end));
+	}
+	buf_appends(out, " NIL"); /* body-fld-md5: not computed */
+	write_ext(out, hdrs);
+	buf_appendc(out, ')');
+	free(id);
+	free(desc);
+	free(enc);
+}
+
+/* Whether the line at p is "--boundary" or "--boundary--" followed by
+ * padding (RFC 2046 5.1.1); *close_r tells the close delimiter. */
+static bool
+is_delimiter(const char *p, const char *end, const char *boundary,
+	     size_t blen, bool *close_r)
+{
+	if ((size_t)(end - p) < blen + 2 || p[0] != '-' || p[1] != '-' ||
+	    memcmp(p + 2, boundary, blen) != 0)
+		return false;
+	p += blen + 2;
+	*close_r = end - p >= 2 && p[0] == '-' && p[1] == '-';
+	if (*close_r)
+		p += 2;
+	return p == end || *p == ' ' || *p == '\t' || *p == '\r' ||
+	       *p == '\n';
+}
+
+/* Emits each body part between the delimiters; an unterminated last part
+ * runs to the end. Returns the number of parts written. */
+static size_t
+write_children(struct mime_walk *w, const char *body, const char *end,
+	       const char *boundary, int depth, bool digest)
+{
+	size_t blen = strlen(boundary), n = 0;
+	const char *p = body, *part = NULL;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *next = nl != NULL ? nl + 1 : end;
+		bool close;
+
+		if (is_delimiter(p, next, boundary, blen, &close)) {
+			if (part != NULL && w->parts < MIME_IMAP_MAX_PARTS) {
+				/* The CRLF before the delimiter is its own. */
+				const char *pend = p;
+				if (pend > part && pend[-1] == '\n')
+					pend--;
+				if (pend > part && pend[-1] == '\r')
+					pend--;
+				write_part(w, part, pend, depth + 1, digest);
+				n++;
+			}
+			part = close ? NULL : next;
+			if (close)
+				return n;
+		}
+		p = next;
+	}
+	if (part != NULL && w->parts < MIME_IMAP_MAX_PARTS) {
+		write_part(w, part, end, depth + 1, digest);
+		n++;
+	}
+	return n;
+}
+
+static void
+write_multipart(struct mime_walk *w, const struct mime_imap_hdrs *hdrs,
+		GMimeContentType *ct, const char *body, const char *end,
+		int depth)
+{
+	const char *boundary = g_mime_content_type_get_parameter(ct, "boundary");
+	const char *subtype = g_mime_content_type_get_media_subtype(ct);
+	bool digest = subtype != NULL && strcasecmp(subtype, "digest") == 0;
+	size_t n = 0;
+
+	buf_appendc(w->out, '(');
+	if (boundary != NULL && *boundary != '\0')
+		n = write_children(w, body, end, boundary, depth, digest);
+	if (n == 0) /* the grammar needs one part: an empty text one */
+		buf_appends(w->out, "(\"TEXT\" \"PLAIN\" (\"CHARSET\" "
+				    "\"us-ascii\") NIL NIL \"7BIT\" 0 0 NIL "
+				    "NIL NIL NIL)");
+	buf_appendc(w->out, ' ');
+	write_upper(w->out, subtype);
+	buf_appendc(w->out, ' ');
+	write_params(w->out, g_mime_content_type_get_parameters(ct));
+	write_ext(w->out, hdrs);
+	buf_appendc(w->out, ')');
+}
+
+/* One entity: header, then body up to end. Without Content-Type it is
+ * text/plain; charset=us-ascii, or message/rfc822 inside a digest
+ * (RFC 2045 5.2, RFC 2046 5.1.5). */
+static void
+write_part(struct mime_walk *w, const char *start, const char *end,
+	   int depth, bool in_digest)
+{
+	struct mime_imap_hdrs hdrs = { NULL, 0, 0 };
+	const char *body = hdrs_parse(start, end, &hdrs);
+	char *v = mime_imap_hdr_value(&hdrs, "Content-Type");
+	GMimeContentType *ct;
+	const char *type, *subtype;
+
+	w->parts++;
+	if (v == NULL || *v == '\0') {
+		free(v);
+		v = xstrdup(in_digest ? "message/rfc822"
+				      : "text/plain; charset=us-ascii");
+	}
+	ct = g_mime_content_type_parse(NULL, v);
+	type = g_mime_content_type_get_media_type(ct);
+	subtype = g_mime_content_type_get_media_subtype(ct);
+	if (type == NULL || subtype == NULL) {
+		type = "application";
+		subtype = "octet-stream";
+	}
+	if (strcasecmp(type, "multipart") == 0 && depth < MIME_IMAP_MAX_DEPTH)
+		write_multipart(w, &hdrs, ct, body, end, depth);
+	else if (depth >= MIME_IMAP_MAX_DEPTH)
+		write_leaf(w, &hdrs, ct, "application", "octet-stream", body,
+			   end, depth);
+	else
+		write_leaf(w, &hdrs, ct, type, subtype, body, end, depth);
+	g_object_unref(ct);
+	free(hdrs.v);
+	free(v);
+}
+
+/* A copy of data with every bare LF made CRLF. */
+static char *
+to_crlf(const char *data, size_t len, size_t *len_r)
+{
+	size_t k, n = 0;
+	char *out;
+
+	for (k = 0; k < len; k++)
+		n += data[k] == '\n' && (k == 0 || data[k - 1] != '\r');
+	out = xmalloc(len + n + 1);
+	for (k = 0, n = 0; k < len; k++) {
+		if (data[k] == '\n' && (k == 0 || data[k - 1] != '\r'))
+			out[n++] = '\r';
+		out[n++] = data[k];
+	}
+	out[n] = '\0';
+	*len_r = n;
+	return out;
+}
+
+int
+mime_imap_describe(const char *data, size_t len, char **envelope_r,
+		   char **bodystructure_r, char **error_r)
+{
+	struct mime_imap_hdrs hdrs = { NULL, 0, 0 };
+	struct buf env = BUF_INIT, body = BUF_INIT;
+	struct mime_walk w = { &body, 0 };
+	size_t n;
+	char *msg;
+
+	if (data == NULL) {
+		*error_r = xstrdup("no message");
+		return -1;
+	}
+	mime_imap_init_once();
+	msg = to_crlf(data, len, &n);
+	hdrs_parse(msg, msg + n, &hdrs);
+	mime_imap_write_envelope(&env, &hdrs);
+	write_part(&w, msg, msg + n, 0, false);
+	free(hdrs.v);
+	free(msg);
+	*envelope_r = buf_steal(&env);
+	*bodystructure_r = buf_steal(&body);
+	return 0;
+}
