@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "imap/imap_session.h"
 #include "io/server.h"
 #include "pop3/pop3_session.h"
 #include "smtp/smtp_session.h"
@@ -40,6 +41,8 @@ main(int argc, char **argv)
 		[PROTO_SUBMISSIONS] = smtp_session_start,
 		[PROTO_POP3] = pop3_session_start,
 		[PROTO_POP3S] = pop3_session_start,
+		[PROTO_IMAP] = imap_session_start,
+		[PROTO_IMAPS] = imap_session_start,
 	};
 	return server_main(config_path, detach, starts);
 }

@@ -1,0 +1,64 @@
+#ifndef TERN_IMAP_IMAP_PRIVATE_H
+#define TERN_IMAP_IMAP_PRIVATE_H
+
+/* What the files of the IMAP session share (imap_session.c, imap_auth.c,
+   imap_mailbox.c); not for other modules. */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/buf.h"
+#include "core/config.h"
+#include "imap/imap_parse.h"
+
+struct conn;
+struct event;
+struct imap_arg;
+struct sasl;
+struct server;
+
+enum imap_state {
+	IMAP_STATE_NOTAUTH = 1 << 0,
+	IMAP_STATE_AUTH = 1 << 1,
+};
+
+struct imap_session {
+	struct server *srv;
+	struct conn *conn;
+	struct imap_parser *parser;
+	enum proto proto;
+	enum imap_state state;
+	char id[13];
+	/* The tag of the command under way, kept past the parser's lifetime
+	   (AUTHENTICATE continuations, the delayed answer to a failed login). */
+	char tag[IMAP_PARSE_TAG_MAX + 1];
+	bool discarding;   /* throwing away the rest of a rejected command */
+	bool logged_out;
+	unsigned bad_commands;
+	unsigned auth_failures;
+	struct sasl *sasl; /* an AUTHENTICATE exchange under way */
+	char mech[32];
+	struct event *delay; /* the pause before answering a failed login */
+	bool delayed;
+	char *address;     /* the canonical user once logged in */
+	char *mail_root;
+};
+
+typedef int imap_cmd_fn(struct imap_session *s, const struct imap_arg *args, size_t argc);
+
+/* "TAG BAD reason", counting bad commands; may close the session. */
+void imap_reply_bad(struct imap_session *s, const char *reason);
+/* The CAPABILITY list for the current state (no leading "CAPABILITY"). */
+void imap_capabilities(const struct imap_session *s, struct buf *out);
+
+/* imap_auth.c */
+bool imap_auth_allowed(const struct imap_session *s);
+void imap_auth_reset(struct imap_session *s);
+void imap_auth_response(struct imap_session *s, const char *line);
+imap_cmd_fn imap_cmd_login, imap_cmd_authenticate;
+
+/* imap_mailbox.c */
+imap_cmd_fn imap_cmd_list, imap_cmd_lsub, imap_cmd_create, imap_cmd_delete,
+	imap_cmd_rename, imap_cmd_subscribe, imap_cmd_unsubscribe;
+
+#endif
