@@ -6,6 +6,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "auth/userdb.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/net.h"
@@ -144,6 +145,20 @@ authguard_failed(struct authguard *g, const struct config *cfg, const struct soc
 	log_warn("%s: auth failed: proto=%s rip=%s user=<%s>", session_id, proto, ip_key + 3,
 		 user != NULL ? user : "");
 	return d1 > d2 ? d1 : d2;
+}
+
+char *
+authguard_name(const struct userdb *users, const char *login)
+{
+	char *name = userdb_canonical(users, login);
+	size_t i = 0;
+	for (; name[i] != '\0' && i < 128; i++) {
+		unsigned char c = (unsigned char)name[i];
+		if (c < 0x21 || c > 0x7e)
+			name[i] = '?';
+	}
+	name[i] = '\0';
+	return name;
 }
 
 void

@@ -14,6 +14,7 @@
  */
 struct authguard;
 struct config;
+struct userdb;
 
 struct authguard *authguard_new(void);
 void authguard_free(struct authguard **g);
@@ -29,5 +30,11 @@ unsigned authguard_failed(struct authguard *g, const struct config *cfg,
 			  const struct sockaddr *addr, const char *user, const char *proto,
 			  const char *session_id);
 void authguard_succeeded(struct authguard *g, const struct sockaddr *addr, const char *user);
+/*
+ * A peer-chosen login name as the guard counts it and the log shows it:
+ * canonical (so "demo" and "demo@example.org" are one user), printable,
+ * at most 128 bytes. Returns a new string.
+ */
+char *authguard_name(const struct userdb *users, const char *login);
 
 #endif

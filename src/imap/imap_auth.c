@@ -22,9 +22,6 @@
 #include "io/server.h"
 #include "store/folders.h"
 
-/* How much of a peer-chosen login name goes into the log and the guard. */
-#define IMAP_LOG_NAME_MAX 128
-
 bool
 imap_auth_allowed(const struct imap_session *s)
 {
@@ -36,22 +33,6 @@ imap_auth_reset(struct imap_session *s)
 {
 	sasl_free(&s->sasl);
 	s->mech[0] = '\0';
-}
-
-/* A login name as the guard counts it and the log shows it: canonical,
-   printable, bounded. Returns a new string. */
-static char *
-imap_guard_name(const struct imap_session *s, const char *login)
-{
-	char *name = userdb_canonical(s->srv->users, login);
-	size_t i = 0;
-	for (; name[i] != '\0' && i < IMAP_LOG_NAME_MAX; i++) {
-		unsigned char c = (unsigned char)name[i];
-		if (c < 0x21 || c > 0x7e)
-			name[i] = '?';
-	}
-	name[i] = '\0';
-	return name;
 }
 
 static bool
@@ -88,7 +69,8 @@ imap_auth_fail_done(evutil_socket_t fd, short what, void *arg)
 static void
 imap_auth_fail(struct imap_session *s, const char *login)
 {
-	char *name = login != NULL && login[0] != '\0' ? imap_guard_name(s, login) : NULL;
+	char *name = login != NULL && login[0] != '\0'
+			     ? authguard_name(s->srv->users, login) : NULL;
 	unsigned ms = authguard_failed(s->srv->guard, s->srv->cfg, conn_peer_addr(s->conn),
 				       name, proto_name(s->proto), s->id);
 	free(name);
@@ -166,7 +148,7 @@ imap_cmd_login(struct imap_session *s, const struct imap_arg *args, size_t argc)
 	}
 	if (imap_auth_refused(s))
 		return 0;
-	char *name = imap_guard_name(s, login);
+	char *name = authguard_name(s->srv->users, login);
 	if (!imap_auth_blocked(s, name)) {
 		char *address = NULL;
 		int r = userdb_verify(s->srv->users, login, password, &address);

@@ -20,9 +20,6 @@
 #include "pop3/pop3_private.h"
 #include "store/store.h"
 
-/* How much of a peer-chosen login name goes into the log and the guard. */
-#define POP3_LOG_NAME_MAX 128
-
 /* Said instead of +OK wherever a password would cross in clear. */
 #define POP3_NEED_TLS "-ERR Plaintext authentication disallowed without TLS (use STLS)\r\n"
 
@@ -39,25 +36,6 @@ pop3_auth_reset(struct pop3_session *s)
 	s->user = NULL;
 	sasl_free(&s->sasl);
 	s->mech[0] = '\0';
-}
-
-/*
- * A peer-chosen login name as the guard counts it and the log shows it:
- * canonical (so "demo" and "demo@example.org" are one user), printable,
- * bounded. Returns a new string.
- */
-static char *
-pop3_guard_name(const struct pop3_session *s, const char *login)
-{
-	char *name = userdb_canonical(s->srv->users, login);
-	size_t i = 0;
-	for (; name[i] != '\0' && i < POP3_LOG_NAME_MAX; i++) {
-		unsigned char c = (unsigned char)name[i];
-		if (c < 0x21 || c > 0x7e)
-			name[i] = '?';
-	}
-	name[i] = '\0';
-	return name;
 }
 
 /* The guard says no: the same answer whether the password was right or not. */
@@ -98,7 +76,7 @@ static void
 pop3_auth_fail(struct pop3_session *s, const char *login)
 {
 	/* No name at all (a SCRAM exchange that ended early): the address only. */
-	char *name = login[0] != '\0' ? pop3_guard_name(s, login) : NULL;
+	char *name = login[0] != '\0' ? authguard_name(s->srv->users, login) : NULL;
 	unsigned ms = authguard_failed(s->srv->guard, s->srv->cfg, conn_peer_addr(s->conn),
 				       name, proto_name(s->proto), s->id);
 	free(name);
@@ -186,7 +164,7 @@ pop3_cmd_pass(struct pop3_session *s, int argc, char **argv)
 	}
 	char *login = s->user;
 	s->user = NULL; /* RFC 1939 §7: after a failed PASS, USER starts again */
-	char *name = pop3_guard_name(s, login);
+	char *name = authguard_name(s->srv->users, login);
 	if (!pop3_auth_blocked(s, name)) {
 		char *address = NULL;
 		int r = userdb_verify(s->srv->users, login, argc == 1 ? argv[0] : "", &address);

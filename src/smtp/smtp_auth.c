@@ -63,8 +63,11 @@ smtp_auth_fail_done(evutil_socket_t fd, short what, void *arg)
 static void
 smtp_auth_failed(struct smtp_session *s, const char *login)
 {
+	char *name = login != NULL && login[0] != '\0'
+			     ? authguard_name(s->srv->users, login) : NULL;
 	unsigned ms = authguard_failed(s->srv->guard, s->srv->cfg, conn_peer_addr(s->conn),
-				       login, proto_name(s->proto), s->id);
+				       name, proto_name(s->proto), s->id);
+	free(name);
 	s->auth_failures++;
 	if (s->auth_delay == NULL)
 		s->auth_delay = evtimer_new(s->srv->base, smtp_auth_fail_done, s);
@@ -108,13 +111,16 @@ smtp_auth_result(struct smtp_session *s, enum sasl_result r, char *challenge)
 		/* Checked at every step, so that a blocked user learns nothing
 		 * from a SCRAM server-final message either. */
 		const char *login = sasl_login(s->sasl);
-		if (login[0] != '\0' && authguard_blocked(s->srv->guard, s->srv->cfg,
-							  conn_peer_addr(s->conn), login)) {
+		char *name = login[0] != '\0' ? authguard_name(s->srv->users, login) : NULL;
+		if (name != NULL && authguard_blocked(s->srv->guard, s->srv->cfg,
+						      conn_peer_addr(s->conn), name)) {
 			free(challenge);
-			smtp_auth_blocked(s, login);
+			smtp_auth_blocked(s, name);
+			free(name);
 			sasl_free(&s->sasl);
 			return;
 		}
+		free(name);
 		smtp_reply(s, "334 %s", challenge);
 		free(challenge);
 		return;
