@@ -58,8 +58,7 @@ imap_folder_failed(struct imap_session *s, enum store_folder_err err, char *erro
 	free(error);
 }
 
-/* Writes a mailbox name as a quoted string (RFC 3501 §9 quoted). */
-static void
+void
 imap_append_quoted(struct buf *out, const char *name)
 {
 	buf_appends(out, "\"");

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/buf.h"
 #include "core/config.h"
@@ -14,12 +15,29 @@
 struct conn;
 struct event;
 struct imap_arg;
+struct index;
 struct sasl;
 struct server;
 
 enum imap_state {
 	IMAP_STATE_NOTAUTH = 1 << 0,
 	IMAP_STATE_AUTH = 1 << 1,
+	IMAP_STATE_SELECTED = 1 << 2,
+};
+
+/*
+ * The selected mailbox (RFC 3501 §6.3.1). The UIDs are the sequence
+ * numbers' map as of SELECT: without EXPUNGE or new-mail responses yet,
+ * message numbers must not move under the client, so this is not re-read.
+ */
+struct imap_selected {
+	char *name;         /* canonical wire name, the index's key */
+	char *dir;          /* its Maildir directory */
+	bool readonly;      /* EXAMINE */
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint32_t *uids;     /* uids[seq - 1], ascending */
+	uint32_t count;
 };
 
 struct imap_session {
@@ -42,6 +60,8 @@ struct imap_session {
 	bool delayed;
 	char *address;     /* the canonical user once logged in */
 	char *mail_root;
+	struct index *index; /* opened at the first SELECT, EXAMINE or STATUS */
+	struct imap_selected sel; /* valid in IMAP_STATE_SELECTED */
 };
 
 typedef int imap_cmd_fn(struct imap_session *s, const struct imap_arg *args, size_t argc);
@@ -60,5 +80,16 @@ imap_cmd_fn imap_cmd_login, imap_cmd_authenticate;
 /* imap_mailbox.c */
 imap_cmd_fn imap_cmd_list, imap_cmd_lsub, imap_cmd_create, imap_cmd_delete,
 	imap_cmd_rename, imap_cmd_subscribe, imap_cmd_unsubscribe;
+/* Writes a mailbox name as a quoted string (RFC 3501 §9 quoted). */
+void imap_append_quoted(struct buf *out, const char *name);
+
+/* imap_select.c */
+imap_cmd_fn imap_cmd_select, imap_cmd_examine, imap_cmd_status, imap_cmd_close,
+	imap_cmd_unselect;
+/* Leaves the selected state (if in it) and closes the index: session end. */
+void imap_select_free(struct imap_session *s);
+
+/* imap_fetch.c: FETCH and UID FETCH (RFC 3501 §6.4.5, §6.4.8). */
+imap_cmd_fn imap_cmd_fetch;
 
 #endif

@@ -37,41 +37,48 @@ struct imap_cmd {
 	const char *name;
 	unsigned states;
 	imap_cmd_fn *run;
+	bool uid; /* may come as "UID name" */
 };
 
 static imap_cmd_fn imap_cmd_capability, imap_cmd_noop, imap_cmd_logout, imap_cmd_starttls,
 	imap_cmd_id, imap_cmd_enable, imap_cmd_namespace, imap_cmd_unavailable;
 
-#define ANY (IMAP_STATE_NOTAUTH | IMAP_STATE_AUTH)
+#define ANY (IMAP_STATE_NOTAUTH | IMAP_STATE_AUTH | IMAP_STATE_SELECTED)
 #define NOTAUTH IMAP_STATE_NOTAUTH
-#define AUTH IMAP_STATE_AUTH
+/* §3.3: the commands of the authenticated state remain in the selected one. */
+#define AUTH (IMAP_STATE_AUTH | IMAP_STATE_SELECTED)
+#define SELECTED IMAP_STATE_SELECTED
 
 static const struct imap_cmd imap_cmds[] = {
-	{ "CAPABILITY", ANY, imap_cmd_capability },
-	{ "NOOP", ANY, imap_cmd_noop },
-	{ "LOGOUT", ANY, imap_cmd_logout },
-	{ "ID", ANY, imap_cmd_id },
-	{ "STARTTLS", NOTAUTH, imap_cmd_starttls },
-	{ "LOGIN", NOTAUTH, imap_cmd_login },
-	{ "AUTHENTICATE", NOTAUTH, imap_cmd_authenticate },
-	{ "ENABLE", AUTH, imap_cmd_enable },
-	{ "NAMESPACE", AUTH, imap_cmd_namespace },
-	{ "LIST", AUTH, imap_cmd_list },
-	{ "LSUB", AUTH, imap_cmd_lsub },
-	{ "CREATE", AUTH, imap_cmd_create },
-	{ "DELETE", AUTH, imap_cmd_delete },
-	{ "RENAME", AUTH, imap_cmd_rename },
-	{ "SUBSCRIBE", AUTH, imap_cmd_subscribe },
-	{ "UNSUBSCRIBE", AUTH, imap_cmd_unsubscribe },
-	{ "SELECT", AUTH, imap_cmd_unavailable },
-	{ "EXAMINE", AUTH, imap_cmd_unavailable },
-	{ "STATUS", AUTH, imap_cmd_unavailable },
-	{ "APPEND", AUTH, imap_cmd_unavailable },
+	{ "CAPABILITY", ANY, imap_cmd_capability, false },
+	{ "NOOP", ANY, imap_cmd_noop, false },
+	{ "LOGOUT", ANY, imap_cmd_logout, false },
+	{ "ID", ANY, imap_cmd_id, false },
+	{ "STARTTLS", NOTAUTH, imap_cmd_starttls, false },
+	{ "LOGIN", NOTAUTH, imap_cmd_login, false },
+	{ "AUTHENTICATE", NOTAUTH, imap_cmd_authenticate, false },
+	{ "ENABLE", AUTH, imap_cmd_enable, false },
+	{ "NAMESPACE", AUTH, imap_cmd_namespace, false },
+	{ "LIST", AUTH, imap_cmd_list, false },
+	{ "LSUB", AUTH, imap_cmd_lsub, false },
+	{ "CREATE", AUTH, imap_cmd_create, false },
+	{ "DELETE", AUTH, imap_cmd_delete, false },
+	{ "RENAME", AUTH, imap_cmd_rename, false },
+	{ "SUBSCRIBE", AUTH, imap_cmd_subscribe, false },
+	{ "UNSUBSCRIBE", AUTH, imap_cmd_unsubscribe, false },
+	{ "SELECT", AUTH, imap_cmd_select, false },
+	{ "EXAMINE", AUTH, imap_cmd_examine, false },
+	{ "STATUS", AUTH, imap_cmd_status, false },
+	{ "APPEND", AUTH, imap_cmd_unavailable, false },
+	{ "CLOSE", SELECTED, imap_cmd_close, false },
+	{ "UNSELECT", SELECTED, imap_cmd_unselect, false },
+	{ "FETCH", SELECTED, imap_cmd_fetch, true },
 };
 
 #undef ANY
 #undef NOTAUTH
 #undef AUTH
+#undef SELECTED
 
 static void imap_on_input(struct conn *c, void *ctx);
 static void imap_on_timeout(struct conn *c, void *ctx);
@@ -153,6 +160,7 @@ imap_on_close(struct conn *c, void *ctx)
 	if (s->delay != NULL)
 		event_free(s->delay);
 	imap_auth_reset(s);
+	imap_select_free(s);
 	imap_parser_free(&s->parser);
 	free(s->address);
 	free(s->mail_root);
@@ -182,7 +190,7 @@ imap_on_shutdown(struct conn *c, void *ctx)
 void
 imap_capabilities(const struct imap_session *s, struct buf *out)
 {
-	buf_appends(out, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE NAMESPACE");
+	buf_appends(out, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE NAMESPACE UNSELECT");
 	if (s->state != IMAP_STATE_NOTAUTH)
 		return;
 	/* RFC 3501 §6.2.1, §7.2.1: STARTTLS until TLS is on; no password in
@@ -235,14 +243,18 @@ imap_dispatch(struct imap_session *s)
 	imap_set_tag(s);
 	const char *name = imap_parser_command(s->parser);
 	const struct imap_cmd *cmd = imap_cmd_find(name);
-	if (cmd == NULL || imap_parser_uid(s->parser)) {
+	if (cmd == NULL || (imap_parser_uid(s->parser) && !cmd->uid)) {
 		imap_reply_bad(s, "Unknown command");
 		return;
 	}
 	if ((cmd->states & s->state) == 0) {
 		/* RFC 3501 §6: a command in the wrong state is a protocol error. */
-		imap_reply_bad(s, s->state == IMAP_STATE_NOTAUTH ? "Log in first"
-								 : "Already logged in");
+		const char *why = "Already logged in";
+		if (s->state == IMAP_STATE_NOTAUTH)
+			why = "Log in first";
+		else if (cmd->states == IMAP_STATE_SELECTED)
+			why = "No mailbox selected";
+		imap_reply_bad(s, why);
 		return;
 	}
 	size_t argc;

@@ -307,7 +307,8 @@ index_classify(struct index_sync_ctx *c, char **error_r)
 		prev = uid;
 	}
 	/* Reassigned files join the new ones, in arrival order. */
-	qsort(c->files, c->nfiles, sizeof(*c->files), index_file_cmp);
+	if (c->nfiles > 0) /* qsort with NULL is undefined even for 0 items */
+		qsort(c->files, c->nfiles, sizeof(*c->files), index_file_cmp);
 	for (size_t i = 0; i < c->nfiles; i++) {
 		if (c->files[i].uid != 0)
 			continue;
@@ -492,7 +493,8 @@ index_sync_run(struct index_sync_ctx *c, char **error_r)
 	    index_scan(c, "cur", error_r) < 0 ||
 	    index_scan(c, "new", error_r) < 0 || index_rows_load(c, error_r) < 0)
 		return -1;
-	qsort(c->files, c->nfiles, sizeof(*c->files), index_file_cmp);
+	if (c->nfiles > 0) /* qsort with NULL is undefined even for 0 items */
+		qsort(c->files, c->nfiles, sizeof(*c->files), index_file_cmp);
 	if (index_classify(c, error_r) < 0)
 		return -1;
 	/* A folder made by hand may lack cur/; every file ends up there. */

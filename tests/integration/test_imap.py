@@ -142,7 +142,7 @@ def test_id_enable_namespace_state(imap):
         assert r.cmd("d", "ENABLE CONDSTORE") == [b"* ENABLED", b"d OK ENABLE completed"]
         out = r.cmd("e", "NAMESPACE")
         assert out[0] == b'* NAMESPACE (("" "/")) NIL NIL'
-        assert r.cmd("f", "SELECT INBOX")[-1].startswith(b"f NO [UNAVAILABLE]")
+        assert r.cmd("f", "SELECT Nowhere")[-1].startswith(b"f NO [NONEXISTENT]")
         out = r.cmd("g", 'LIST "" ""')
         assert out[0] == b'* LIST (\\Noselect) "/" ""'
 

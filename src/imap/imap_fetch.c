@@ -1,0 +1,596 @@
+/*
+ * FETCH and UID FETCH (RFC 3501 §6.4.5, §6.4.8, §7.4.2): FLAGS, UID,
+ * INTERNALDATE, RFC822.SIZE, ENVELOPE, BODYSTRUCTURE, BODY, BODY[],
+ * BODY[HEADER], BODY[TEXT] (and .PEEK, partial <n.m>), RFC822,
+ * RFC822.HEADER, RFC822.TEXT, and the macros ALL, FAST, FULL.
+ *
+ * Limits of this slice: a message is read whole into memory (bounded by
+ * message_size_limit plus room for the delivery's added header fields)
+ * and its literal is built in a buf rather than streamed;
+ * no section numbers or HEADER.FIELDS yet (BAD).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "imap/imap_parse.h"
+#include "imap/imap_private.h"
+#include "imap/imap_seqset.h"
+#include "io/conn.h"
+#include "io/server.h"
+#include "mime/mime_imap.h"
+#include "store/index.h"
+
+/* Room for Return-Path, Delivered-To and Received above the message. */
+#define IMAP_FETCH_ADDED_MAX (64 * 1024)
+#define IMAP_FETCH_ITEMS_MAX 64
+
+enum fetch_kind {
+	F_FLAGS, F_UID, F_INTERNALDATE, F_SIZE, F_ENVELOPE, F_BODYSTRUCTURE, F_BODY,
+	F_SECTION,
+};
+
+enum fetch_part { PART_ALL, PART_HEADER, PART_TEXT };
+
+struct fetch_item {
+	enum fetch_kind kind;
+	enum fetch_part part;
+	bool peek;
+	const char *name;   /* the response name of RFC822*; NULL for BODY[...] */
+	bool partial;
+	uint64_t offset, length;
+};
+
+struct fetch_req {
+	struct fetch_item items[IMAP_FETCH_ITEMS_MAX];
+	size_t count;
+	bool uid_cmd;
+	bool has_flags, has_uid, need_data, need_mime, sets_seen;
+};
+
+/* The items named by one word; RFC822* are sections under other names. */
+static const struct fetch_item fetch_simple[] = {
+	{ .kind = F_FLAGS, .name = "FLAGS" },
+	{ .kind = F_UID, .name = "UID" },
+	{ .kind = F_INTERNALDATE, .name = "INTERNALDATE" },
+	{ .kind = F_SIZE, .name = "RFC822.SIZE" },
+	{ .kind = F_ENVELOPE, .name = "ENVELOPE" },
+	{ .kind = F_BODYSTRUCTURE, .name = "BODYSTRUCTURE" },
+	{ .kind = F_BODY, .name = "BODY" },
+	{ .kind = F_SECTION, .part = PART_ALL, .name = "RFC822" },
+	/* §6.4.5: RFC822.HEADER is the same as BODY.PEEK[HEADER]. */
+	{ .kind = F_SECTION, .part = PART_HEADER, .peek = true, .name = "RFC822.HEADER" },
+	{ .kind = F_SECTION, .part = PART_TEXT, .name = "RFC822.TEXT" },
+};
+
+/* §6.4.5 macros; only valid alone, not inside a list. */
+static const struct {
+	const char *name;
+	const char *items[5];
+} fetch_macros[] = {
+	{ "ALL", { "FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", NULL } },
+	{ "FAST", { "FLAGS", "INTERNALDATE", "RFC822.SIZE", NULL } },
+	{ "FULL", { "FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY" } },
+};
+
+static const char *const fetch_part_names[] = {
+	[PART_ALL] = "", [PART_HEADER] = "HEADER", [PART_TEXT] = "TEXT",
+};
+
+/* "<n.m>" at s: -1 if malformed. */
+static int
+fetch_parse_partial(const char *s, struct fetch_item *it)
+{
+	char *end;
+	if (*s == '\0')
+		return 0;
+	if (*s != '<' || s[1] < '0' || s[1] > '9')
+		return -1;
+	it->offset = strtoull(s + 1, &end, 10);
+	if (*end != '.' || end[1] < '1' || end[1] > '9')
+		return -1;
+	it->length = strtoull(end + 1, &end, 10);
+	if (strcmp(end, ">") != 0)
+		return -1;
+	it->partial = true;
+	return 0;
+}
+
+/* BODY[section]<partial> or BODY.PEEK[...]; -1 if not one we serve. */
+static int
+fetch_parse_section(const char *s, struct fetch_item *it)
+{
+	memset(it, 0, sizeof(*it));
+	it->kind = F_SECTION;
+	if (strncasecmp(s, "BODY[", 5) == 0) {
+		s += 5;
+	} else if (strncasecmp(s, "BODY.PEEK[", 10) == 0) {
+		s += 10;
+		it->peek = true;
+	} else {
+		return -1;
+	}
+	const char *close = strchr(s, ']');
+	if (close == NULL)
+		return -1;
+	size_t n = (size_t)(close - s);
+	for (size_t i = 0; i < sizeof(fetch_part_names) / sizeof(fetch_part_names[0]); i++) {
+		if (strlen(fetch_part_names[i]) == n &&
+		    strncasecmp(s, fetch_part_names[i], n) == 0) {
+			it->part = (enum fetch_part)i;
+			return fetch_parse_partial(close + 1, it);
+		}
+	}
+	return -1;
+}
+
+static int
+fetch_add_item(struct fetch_req *req, const char *word)
+{
+	if (req->count >= IMAP_FETCH_ITEMS_MAX)
+		return -1;
+	struct fetch_item *it = &req->items[req->count];
+	bool found = false;
+	for (size_t i = 0; i < sizeof(fetch_simple) / sizeof(fetch_simple[0]); i++) {
+		if (strcasecmp(word, fetch_simple[i].name) == 0) {
+			*it = fetch_simple[i];
+			found = true;
+		}
+	}
+	if (!found && fetch_parse_section(word, it) < 0)
+		return -1;
+	req->count++;
+	req->has_flags |= it->kind == F_FLAGS;
+	req->has_uid |= it->kind == F_UID;
+	req->need_mime |= it->kind == F_ENVELOPE || it->kind == F_BODYSTRUCTURE ||
+			  it->kind == F_BODY;
+	req->need_data |= req->need_mime || it->kind == F_SECTION;
+	req->sets_seen |= it->kind == F_SECTION && !it->peek;
+	return 0;
+}
+
+static int
+fetch_parse_atom(struct fetch_req *req, const struct imap_arg *arg, bool macros_ok)
+{
+	if (arg->type != IMAP_ARG_ATOM)
+		return -1;
+	for (size_t i = 0; macros_ok && i < sizeof(fetch_macros) / sizeof(fetch_macros[0]); i++) {
+		if (strcasecmp(arg->u.str.data, fetch_macros[i].name) != 0)
+			continue;
+		for (size_t j = 0; j < 5 && fetch_macros[i].items[j] != NULL; j++)
+			fetch_add_item(req, fetch_macros[i].items[j]);
+		return 0;
+	}
+	return fetch_add_item(req, arg->u.str.data);
+}
+
+/* The items: one atom (maybe a macro) or a non-empty list of atoms. */
+static int
+fetch_parse_items(struct fetch_req *req, const struct imap_arg *arg)
+{
+	if (arg->type != IMAP_ARG_LIST)
+		return fetch_parse_atom(req, arg, true);
+	if (arg->u.list.count == 0)
+		return -1;
+	for (size_t i = 0; i < arg->u.list.count; i++) {
+		if (fetch_parse_atom(req, &arg->u.list.items[i], false) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Maildir info letters to IMAP system flags. */
+static const struct {
+	char letter;
+	const char *flag;
+} fetch_flags[] = {
+	{ 'R', "\\Answered" }, { 'F', "\\Flagged" }, { 'T', "\\Deleted" },
+	{ 'S', "\\Seen" }, { 'D', "\\Draft" },
+};
+
+static void
+fetch_write_flags(struct buf *out, const char *letters)
+{
+	buf_appends(out, "FLAGS (");
+	bool first = true;
+	for (size_t i = 0; i < sizeof(fetch_flags) / sizeof(fetch_flags[0]); i++) {
+		if (strchr(letters, fetch_flags[i].letter) == NULL)
+			continue;
+		buf_appendf(out, "%s%s", first ? "" : " ", fetch_flags[i].flag);
+		first = false;
+	}
+	buf_appends(out, ")");
+}
+
+/* §9 date-time: "dd-Mon-yyyy hh:mm:ss +0000", month names not localised. */
+static void
+fetch_write_date(struct buf *out, time_t t)
+{
+	static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+					       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	buf_appendf(out, "INTERNALDATE \"%02d-%s-%04d %02d:%02d:%02d +0000\"", tm.tm_mday,
+		    months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+/* The message as IMAP sees it: bare LF made CRLF. */
+static void
+fetch_to_crlf(const char *data, size_t len, struct buf *out)
+{
+	size_t start = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (data[i] != '\n' || (i > 0 && data[i - 1] == '\r'))
+			continue;
+		buf_append(out, data + start, i - start);
+		buf_appends(out, "\r\n");
+		start = i + 1;
+	}
+	buf_append(out, data + start, len - start);
+}
+
+/* A section of the CRLF message; the header includes its blank line. */
+static void
+fetch_part_bounds(const struct buf *msg, enum fetch_part part, size_t *start_r, size_t *len_r)
+{
+	const char *sep = msg->len > 0 ? memmem(msg->data, msg->len, "\r\n\r\n", 4) : NULL;
+	size_t hdr = sep != NULL ? (size_t)(sep - msg->data) + 4 : msg->len;
+	if (msg->len >= 2 && memcmp(msg->data, "\r\n", 2) == 0)
+		hdr = 2; /* an empty header */
+	*start_r = part == PART_TEXT ? hdr : 0;
+	*len_r = part == PART_ALL ? msg->len : part == PART_HEADER ? hdr : msg->len - hdr;
+}
+
+static void
+fetch_write_section(struct buf *out, const struct fetch_item *it, const struct buf *msg)
+{
+	size_t start, len;
+	fetch_part_bounds(msg, it->part, &start, &len);
+	if (it->name != NULL)
+		buf_appends(out, it->name);
+	else
+		buf_appendf(out, "BODY[%s]", fetch_part_names[it->part]);
+	if (it->partial) {
+		/* §6.4.5: an origin past the end gives an empty string. */
+		uint64_t off = it->offset < len ? it->offset : len;
+		uint64_t n = it->length < len - off ? it->length : len - off;
+		buf_appendf(out, "<%llu>", (unsigned long long)it->offset);
+		start += (size_t)off;
+		len = (size_t)n;
+	}
+	buf_appendf(out, " {%zu}\r\n", len);
+	buf_append(out, msg->data + start, len);
+}
+
+/*
+ * BODY is BODYSTRUCTURE without extension data (§7.4.2). The text comes
+ * from mime_imap_describe, so it is well-formed; these walk it anyway
+ * with bounds and give up (-1) on anything unexpected.
+ */
+static int
+bs_skip(const char **p, const char *end)
+{
+	const char *s = *p;
+	if (s >= end)
+		return -1;
+	if (*s == '"') {
+		for (s++; s < end && *s != '"'; s++) {
+			if (*s == '\\')
+				s++;
+		}
+		if (s >= end)
+			return -1;
+		*p = s + 1;
+		return 0;
+	}
+	if (*s == '{') {
+		char *e;
+		unsigned long long n = strtoull(s + 1, &e, 10);
+		if (e >= end || *e != '}' || (unsigned long long)(end - e) < 3 + n)
+			return -1;
+		*p = e + 3 + n;
+		return 0;
+	}
+	if (*s == '(') {
+		for (s++; s < end && *s != ')';) {
+			if (*s == ' ')
+				s++;
+			else if (bs_skip(&s, end) < 0)
+				return -1;
+		}
+		if (s >= end)
+			return -1;
+		*p = s + 1;
+		return 0;
+	}
+	while (s < end && *s != ' ' && *s != '(' && *s != ')')
+		s++;
+	if (s == *p)
+		return -1;
+	*p = s;
+	return 0;
+}
+
+static int bs_strip(const char **p, const char *end, struct buf *out);
+
+/* Copies n space-separated values of a single part. */
+static int
+bs_copy_fields(const char **p, const char *end, size_t n, struct buf *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0) {
+			if (*p >= end || **p != ' ')
+				return -1;
+			(*p)++;
+			buf_appendc(out, ' ');
+		}
+		const char *start = *p;
+		if (bs_skip(p, end) < 0)
+			return -1;
+		buf_append(out, start, (size_t)(*p - start));
+	}
+	return 0;
+}
+
+/* The fields of a single part: 7 basic ones, then "lines" for TEXT, or
+   envelope, body and lines for MESSAGE/RFC822 (§9 body-type-1part). */
+static int
+bs_strip_single(const char **p, const char *end, struct buf *out)
+{
+	bool text = (size_t)(end - *p) > 7 && strncmp(*p, "\"TEXT\" ", 7) == 0;
+	bool msg = (size_t)(end - *p) > 19 && strncmp(*p, "\"MESSAGE\" \"RFC822\" ", 19) == 0;
+	if (bs_copy_fields(p, end, msg ? 8 : text ? 8 : 7, out) < 0)
+		return -1;
+	if (!msg)
+		return 0;
+	if (*p >= end || **p != ' ')
+		return -1;
+	(*p)++;
+	buf_appendc(out, ' ');
+	if (bs_strip(p, end, out) < 0)
+		return -1;
+	buf_appendc(out, ' ');
+	if (*p >= end || **p != ' ')
+		return -1;
+	(*p)++;
+	return bs_copy_fields(p, end, 1, out);
+}
+
+static int
+bs_strip(const char **p, const char *end, struct buf *out)
+{
+	const char *s = *p;
+	if (s >= end || *s != '(')
+		return -1;
+	s++;
+	buf_appendc(out, '(');
+	if (s < end && *s == '(') {
+		/* body-type-mpart: 1*body SP media-subtype */
+		while (s < end && *s == '(') {
+			if (bs_strip(&s, end, out) < 0)
+				return -1;
+		}
+		if (s >= end || *s != ' ')
+			return -1;
+		s++;
+		buf_appendc(out, ' ');
+		if (bs_copy_fields(&s, end, 1, out) < 0)
+			return -1;
+	} else if (bs_strip_single(&s, end, out) < 0) {
+		return -1;
+	}
+	while (s < end && *s != ')') { /* the extension data */
+		if (*s == ' ')
+			s++;
+		else if (bs_skip(&s, end) < 0)
+			return -1;
+	}
+	if (s >= end)
+		return -1;
+	buf_appendc(out, ')');
+	*p = s + 1;
+	return 0;
+}
+
+static void
+fetch_write_body(struct buf *out, const char *bodystructure)
+{
+	struct buf body = BUF_INIT;
+	const char *p = bodystructure;
+	buf_appends(out, "BODY ");
+	if (bs_strip(&p, p + strlen(p), &body) == 0)
+		buf_append(out, body.data, body.len);
+	else
+		buf_appends(out, bodystructure); /* extensions do no harm */
+	buf_free(&body);
+}
+
+struct fetch_msg {
+	uint32_t seq;
+	struct index_msg m;
+	struct buf data;   /* CRLF form, when needed */
+	char *envelope, *bodystructure;
+	bool seen_set;     /* this FETCH set \Seen */
+};
+
+static void
+fetch_write_item(struct buf *out, const struct fetch_item *it, struct fetch_msg *fm)
+{
+	switch (it->kind) {
+	case F_FLAGS: fetch_write_flags(out, fm->m.flags); break;
+	case F_UID: buf_appendf(out, "UID %u", fm->m.uid); break;
+	case F_INTERNALDATE: fetch_write_date(out, fm->m.internaldate); break;
+	case F_SIZE:
+		buf_appendf(out, "RFC822.SIZE %llu", (unsigned long long)fm->m.size);
+		break;
+	case F_ENVELOPE: buf_appendf(out, "ENVELOPE %s", fm->envelope); break;
+	case F_BODYSTRUCTURE:
+		buf_appendf(out, "BODYSTRUCTURE %s", fm->bodystructure);
+		break;
+	case F_BODY: fetch_write_body(out, fm->bodystructure); break;
+	case F_SECTION: fetch_write_section(out, it, &fm->data); break;
+	}
+}
+
+/* Reads the file and what is derived from it; \Seen set if asked (§6.4.5). */
+static int
+fetch_load(struct imap_session *s, const struct fetch_req *req, struct fetch_msg *fm,
+	   char **error_r)
+{
+	if (req->need_data) {
+		size_t max = s->srv->cfg->message_size_limit + IMAP_FETCH_ADDED_MAX, len;
+		char *raw = read_file(fm->m.path, max, &len);
+		if (raw == NULL) {
+			*error_r = xasprintf("reading uid %u: %s", fm->m.uid, strerror(errno));
+			return -1;
+		}
+		fetch_to_crlf(raw, len, &fm->data);
+		free(raw);
+	}
+	if (req->need_mime && mime_imap_describe(fm->data.data != NULL ? fm->data.data : "",
+						 fm->data.len, &fm->envelope,
+						 &fm->bodystructure, error_r) < 0)
+		return -1;
+	if (req->sets_seen && !s->sel.readonly && strchr(fm->m.flags, 'S') == NULL) {
+		/* At most the five letters "DFRST": room for one more. */
+		size_t n = strlen(fm->m.flags);
+		if (n + 1 >= sizeof(fm->m.flags)) {
+			*error_r = xasprintf("uid %u: odd flags", fm->m.uid);
+			return -1;
+		}
+		char flags[sizeof(fm->m.flags)];
+		memcpy(flags, fm->m.flags, n);
+		flags[n] = 'S';
+		flags[n + 1] = '\0';
+		if (index_set_flags(s->index, s->sel.name, s->sel.dir, fm->m.uid, flags,
+				    error_r) < 0)
+			return -1;
+		memcpy(fm->m.flags, flags, n + 2);
+		fm->seen_set = true;
+	}
+	return 0;
+}
+
+static void
+fetch_msg_clear(struct fetch_msg *fm)
+{
+	index_msg_clear(&fm->m);
+	buf_free(&fm->data);
+	free(fm->envelope);
+	free(fm->bodystructure);
+}
+
+/* One "* seq FETCH (...)" response; -1 if the message could not be read. */
+static int
+fetch_one(struct imap_session *s, const struct fetch_req *req, uint32_t seq)
+{
+	struct fetch_msg fm;
+	memset(&fm, 0, sizeof(fm));
+	fm.seq = seq;
+	int found = 0;
+	char *error = NULL;
+	if (index_msg_get(s->index, s->sel.name, s->sel.dir, s->sel.uids[seq - 1], &fm.m,
+			  &found, &error) < 0 ||
+	    (found && fetch_load(s, req, &fm, &error) < 0)) {
+		log_err("imap %s: user=%s fetch failed: %s", s->id, s->address,
+			error != NULL ? error : "?");
+		free(error);
+		fetch_msg_clear(&fm);
+		return -1;
+	}
+	if (!found)
+		return -1; /* gone from the index: expunged by another session */
+	struct buf out = BUF_INIT;
+	buf_appendf(&out, "* %u FETCH (", seq);
+	bool first = true;
+	if (req->uid_cmd && !req->has_uid) {
+		/* §6.4.8: UID FETCH always reports the UID. */
+		buf_appendf(&out, "UID %u", fm.m.uid);
+		first = false;
+	}
+	for (size_t i = 0; i < req->count; i++) {
+		if (!first)
+			buf_appends(&out, " ");
+		fetch_write_item(&out, &req->items[i], &fm);
+		first = false;
+	}
+	if (fm.seen_set && !req->has_flags) {
+		buf_appends(&out, " ");
+		fetch_write_flags(&out, fm.m.flags);
+	}
+	buf_appends(&out, ")\r\n");
+	conn_write(s->conn, out.data, out.len);
+	buf_free(&out);
+	fetch_msg_clear(&fm);
+	return 0;
+}
+
+/*
+ * The sequence numbers the set names. By message number, numbers past
+ * the last message are ignored; by UID, "*" is the largest UID in use.
+ */
+static int
+fetch_all(struct imap_session *s, const struct fetch_req *req, struct imap_seqset *set)
+{
+	int failed = 0;
+	uint32_t count = s->sel.count;
+	if (req->uid_cmd) {
+		uint32_t star = count > 0 ? s->sel.uids[count - 1] : 0;
+		for (uint32_t seq = 1; seq <= count && !conn_closing(s->conn); seq++) {
+			if (imap_seqset_contains(set, s->sel.uids[seq - 1], star) &&
+			    fetch_one(s, req, seq) < 0)
+				failed++;
+		}
+		return failed;
+	}
+	size_t n;
+	const struct imap_seq_range *r = imap_seqset_ranges(set, count, &n);
+	for (size_t i = 0; i < n; i++) {
+		for (uint32_t seq = r[i].first; seq <= r[i].last && seq <= count; seq++) {
+			if (conn_closing(s->conn))
+				return failed;
+			if (fetch_one(s, req, seq) < 0)
+				failed++;
+		}
+	}
+	return failed;
+}
+
+int
+imap_cmd_fetch(struct imap_session *s, const struct imap_arg *args, size_t argc)
+{
+	struct imap_seqset *set = NULL;
+	const char *error = NULL;
+	if (argc != 2 || args[0].type != IMAP_ARG_ATOM) {
+		imap_reply_bad(s, "Expected a sequence set and fetch items");
+		return -1;
+	}
+	if (imap_seqset_parse(args[0].u.str.data, args[0].u.str.len, 0, &set, &error) < 0) {
+		imap_reply_bad(s, error);
+		return -1;
+	}
+	struct fetch_req *req = xcalloc(1, sizeof(*req));
+	req->uid_cmd = imap_parser_uid(s->parser);
+	if (fetch_parse_items(req, &args[1]) < 0) {
+		imap_seqset_free(&set);
+		free(req);
+		imap_reply_bad(s, "Unknown or unsupported fetch item");
+		return -1;
+	}
+	int failed = fetch_all(s, req, set);
+	const char *what = req->uid_cmd ? "UID FETCH" : "FETCH";
+	if (failed > 0)
+		conn_printf(s->conn, "%s NO [SERVERBUG] Some messages could not be fetched\r\n",
+			    s->tag);
+	else
+		conn_printf(s->conn, "%s OK %s completed\r\n", s->tag, what);
+	imap_seqset_free(&set);
+	free(req);
+	return 0;
+}
