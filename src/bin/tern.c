@@ -1,4 +1,4 @@
-/* tern: the admin tool (init, user, check-config). */
+/* tern: the admin tool (init, user, check-config, reindex). */
 #include <errno.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -19,6 +19,9 @@
 #include "core/init.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "store/folders.h"
+#include "store/index.h"
+#include "store/store.h"
 
 /* Passwords longer than this are refused: they are typed, not pasted books. */
 #define TERN_PASSWORD_MAX 1024
@@ -30,6 +33,7 @@ static const char usage_text[] =
 	"       tern [-c FILE] user del ADDRESS\n"
 	"       tern [-c FILE] user list\n"
 	"       tern [-c FILE] check-config\n"
+	"       tern [-c FILE] reindex ADDRESS\n"
 	"\n"
 	"  init          write a working site into DIR: tern.conf, users, aliases,\n"
 	"                data/ and a self-signed certificate; listeners on N plus\n"
@@ -37,6 +41,7 @@ static const char usage_text[] =
 	"  user          add, change the password of, delete or list users; an\n"
 	"                ADDRESS without '@' is in the first of the config's domains\n"
 	"  check-config  load the config, users and aliases and report problems\n"
+	"  reindex       rebuild a user's IMAP index from the Maildir (UIDs kept)\n"
 	"  -c FILE       the config file (default /etc/tern/tern.conf)\n"
 	"  --password-stdin  read the password from the first line of stdin\n"
 	"                (default: ask twice on the terminal)\n";
@@ -386,6 +391,65 @@ cmd_check_config(const struct config *cfg, int argc)
 	return 0;
 }
 
+/* ---- tern reindex ---- */
+
+/* Rebuilds one mailbox's index; returns 0 or 1 (an error was printed). */
+static int
+reindex_mailbox(struct index *ix, const char *mail_root, const char *address,
+		const char *name)
+{
+	enum store_folder_err err;
+	char *error = NULL;
+	char *dir = store_folder_path(mail_root, address, name, &err, &error);
+	struct index_sync_result r = { 0 };
+	if (dir == NULL || index_rebuild(ix, name, dir, &r, &error) < 0) {
+		fprintf(stderr, "%s: %s: %s\n", address, name, error ? error : "failed");
+		free(error);
+		free(dir);
+		return 1;
+	}
+	printf("%s: %u messages, UIDVALIDITY %u, UIDNEXT %u\n", name, r.exists,
+	       r.uidvalidity, r.uidnext);
+	index_sync_result_free(&r);
+	free(dir);
+	return 0;
+}
+
+static int
+cmd_reindex(const struct config *cfg, int argc, char **argv)
+{
+	if (argc != 1)
+		return usage();
+	struct userdb *db = userdb_open(cfg->users_file, cfg->domains[0]);
+	char *address = userdb_canonical(db, argv[0]);
+	char *mail_root = xasprintf("%s/mail", cfg->data_dir);
+	char *error = NULL, *user_dir = NULL;
+	struct index *ix = NULL;
+	struct store_folder *folders = NULL;
+	size_t count = 0;
+	enum store_folder_err err;
+	int failed = 1;
+	if (!userdb_exists(db, address))
+		fprintf(stderr, "%s: no such user\n", address);
+	else if ((user_dir = store_user_dir(mail_root, address, &error)) == NULL ||
+		 (ix = index_open(user_dir, &error)) == NULL ||
+		 store_folder_list(mail_root, address, &folders, &count, &err, &error) < 0)
+		fprintf(stderr, "%s: %s\n", address, error);
+	else
+		failed = 0;
+	for (size_t i = 0; i < count; i++)
+		if (!(folders[i].flags & STORE_FOLDER_NOSELECT))
+			failed |= reindex_mailbox(ix, mail_root, address, folders[i].name);
+	store_folder_list_free(&folders, count);
+	index_close(&ix);
+	free(error);
+	free(user_dir);
+	free(mail_root);
+	free(address);
+	userdb_free(&db);
+	return failed;
+}
+
 /* ---- dispatch ---- */
 
 struct tern_cmd {
@@ -404,6 +468,7 @@ cmd_check_config_args(const struct config *cfg, int argc, char **argv)
 static const struct tern_cmd tern_cmds[] = {
 	{ "user", cmd_user },
 	{ "check-config", cmd_check_config_args },
+	{ "reindex", cmd_reindex },
 };
 
 int
