@@ -92,4 +92,16 @@ void imap_select_free(struct imap_session *s);
 /* imap_fetch.c: FETCH and UID FETCH (RFC 3501 §6.4.5, §6.4.8). */
 imap_cmd_fn imap_cmd_fetch;
 
+/* imap_store.c: STORE, EXPUNGE, UID STORE, UID EXPUNGE (RFC 3501 §6.4.6,
+   §6.4.3; RFC 4315). */
+imap_cmd_fn imap_cmd_store, imap_cmd_expunge;
+struct imap_seqset;
+/*
+ * Removes the \Deleted messages (only those whose UIDs are in uids, if
+ * not NULL), syncs the index and updates the session's map, writing
+ * "* n EXPUNGE" (and "* n EXISTS" for new mail) to out if report.
+ */
+int imap_store_expunge(struct imap_session *s, struct imap_seqset *uids, bool report,
+		       struct buf *out, char **error_r);
+
 #endif

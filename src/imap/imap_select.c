@@ -3,8 +3,8 @@
  * §6.4.2, RFC 3691 UNSELECT) and STATUS (§6.3.10), over the per-user
  * message index (store/index.h).
  *
- * Not yet: \Recent (RECENT is always 0), expunging on CLOSE, untagged
- * EXISTS/EXPUNGE while selected.
+ * Not yet: \Recent (RECENT is always 0), untagged EXISTS/EXPUNGE while
+ * selected outside EXPUNGE (imap_store.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -196,8 +196,12 @@ imap_cmd_examine(struct imap_session *s, const struct imap_arg *args, size_t arg
 	return imap_select(s, args, argc, true);
 }
 
-/* CLOSE (§6.4.2) should expunge \Deleted messages first: not yet, it only
-   deselects like UNSELECT. */
+/*
+ * CLOSE (§6.4.2): expunges \Deleted messages without untagged EXPUNGE
+ * responses when read-write, then deselects. A failed expunge is only
+ * logged: the client is back in the authenticated state either way, and
+ * the messages stay marked for a later EXPUNGE.
+ */
 int
 imap_cmd_close(struct imap_session *s, const struct imap_arg *args, size_t argc)
 {
@@ -205,6 +209,12 @@ imap_cmd_close(struct imap_session *s, const struct imap_arg *args, size_t argc)
 	if (argc != 0) {
 		imap_reply_bad(s, "Unexpected arguments");
 		return -1;
+	}
+	char *error = NULL;
+	if (!s->sel.readonly && imap_store_expunge(s, NULL, false, NULL, &error) < 0) {
+		log_err("imap %s: user=%s close expunge failed: %s", s->id, s->address,
+			error != NULL ? error : "?");
+		free(error);
 	}
 	imap_deselect(s);
 	conn_printf(s->conn, "%s OK CLOSE completed\r\n", s->tag);

@@ -73,6 +73,8 @@ static const struct imap_cmd imap_cmds[] = {
 	{ "CLOSE", SELECTED, imap_cmd_close, false },
 	{ "UNSELECT", SELECTED, imap_cmd_unselect, false },
 	{ "FETCH", SELECTED, imap_cmd_fetch, true },
+	{ "STORE", SELECTED, imap_cmd_store, true },
+	{ "EXPUNGE", SELECTED, imap_cmd_expunge, true },
 };
 
 #undef ANY
