@@ -131,9 +131,12 @@ entry_fail(struct guard_entry *e, const struct config *cfg, time_t now)
 }
 
 unsigned
-authguard_failed(struct authguard *g, const struct config *cfg, const struct sockaddr *addr,
-		 const char *user, const char *proto, const char *session_id)
+authguard_failed(struct authguard *g, const struct config *cfg, const struct userdb *users,
+		 const struct sockaddr *addr, const char *login, const char *proto,
+		 const char *session_id)
 {
+	char *user = login == NULL || login[0] == '\0' ? NULL
+		     : users != NULL ? authguard_name(users, login) : xstrdup(login);
 	time_t now = time(NULL);
 	authguard_expire(g, cfg, now);
 	char ip_key[80], *user_key;
@@ -144,6 +147,7 @@ authguard_failed(struct authguard *g, const struct config *cfg, const struct soc
 	/* One fixed shape for fail2ban: "auth failed: proto=P rip=ADDR user=<U>". */
 	log_warn("%s: auth failed: proto=%s rip=%s user=<%s>", session_id, proto, ip_key + 3,
 		 user != NULL ? user : "");
+	free(user);
 	return d1 > d2 ? d1 : d2;
 }
 

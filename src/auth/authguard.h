@@ -24,11 +24,13 @@ bool authguard_blocked(struct authguard *g, const struct config *cfg,
 /*
  * Records a failure and logs the line fail2ban matches:
  *   auth failed: proto=pop3 rip=192.0.2.1 user=<alice@example.org>
- * Returns the delay in milliseconds before the reply may be sent.
+ * login is the name the client gave (NULL or "" if none), made canonical
+ * with authguard_name when users is given. Returns the delay in
+ * milliseconds before the reply may be sent.
  */
 unsigned authguard_failed(struct authguard *g, const struct config *cfg,
-			  const struct sockaddr *addr, const char *user, const char *proto,
-			  const char *session_id);
+			  const struct userdb *users, const struct sockaddr *addr,
+			  const char *login, const char *proto, const char *session_id);
 void authguard_succeeded(struct authguard *g, const struct sockaddr *addr, const char *user);
 /*
  * A peer-chosen login name as the guard counts it and the log shows it:

@@ -47,11 +47,10 @@ imap_auth_blocked(struct imap_session *s, const char *user)
 }
 
 static void
-imap_auth_fail_done(evutil_socket_t fd, short what, void *arg)
+imap_auth_fail_done(struct conn *c, void *ctx)
 {
-	struct imap_session *s = arg;
-	(void)fd;
-	(void)what;
+	struct imap_session *s = ctx;
+	(void)c;
 	s->delayed = false;
 	conn_printf(s->conn, "%s NO [AUTHENTICATIONFAILED] Authentication failed\r\n", s->tag);
 	unsigned max = s->srv->cfg->auth_max_failures;
@@ -69,18 +68,11 @@ imap_auth_fail_done(evutil_socket_t fd, short what, void *arg)
 static void
 imap_auth_fail(struct imap_session *s, const char *login)
 {
-	char *name = login != NULL && login[0] != '\0'
-			     ? authguard_name(s->srv->users, login) : NULL;
-	unsigned ms = authguard_failed(s->srv->guard, s->srv->cfg, conn_peer_addr(s->conn),
-				       name, proto_name(s->proto), s->id);
-	free(name);
+	unsigned ms = authguard_failed(s->srv->guard, s->srv->cfg, s->srv->users,
+				       conn_peer_addr(s->conn), login, proto_name(s->proto), s->id);
 	s->auth_failures++;
-	if (s->delay == NULL)
-		s->delay = evtimer_new(s->srv->base, imap_auth_fail_done, s);
-	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
 	s->delayed = true;
-	conn_pause(s->conn);
-	evtimer_add(s->delay, &tv);
+	conn_pause_for(s->conn, ms, imap_auth_fail_done);
 }
 
 static void

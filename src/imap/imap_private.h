@@ -56,7 +56,6 @@ struct imap_session {
 	unsigned auth_failures;
 	struct sasl *sasl; /* an AUTHENTICATE exchange under way */
 	char mech[32];
-	struct event *delay; /* the pause before answering a failed login */
 	bool delayed;
 	char *address;     /* the canonical user once logged in */
 	char *mail_root;

@@ -159,8 +159,6 @@ imap_on_close(struct conn *c, void *ctx)
 	if (!s->logged_out)
 		log_info("imap %s: disconnect user=%s rip=%s", s->id,
 			 s->address != NULL ? s->address : "", conn_peer(c));
-	if (s->delay != NULL)
-		event_free(s->delay);
 	imap_auth_reset(s);
 	imap_select_free(s);
 	imap_parser_free(&s->parser);

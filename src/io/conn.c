@@ -32,6 +32,8 @@ struct conn {
 	struct event *ev_write;
 	struct event *ev_timer;
 	struct event *ev_later; /* runs on_input or the close from the loop */
+	struct event *ev_delay; /* conn_pause_for, made on first use */
+	void (*delay_then)(struct conn *c, void *ctx);
 	const struct conn_handler *handler;
 	void *ctx;
 
@@ -294,6 +296,27 @@ conn_resume(struct conn *c)
 	conn_schedule(c);
 }
 
+static void
+conn_on_delay(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	(void)fd;
+	(void)what;
+	if (!c->closing)
+		c->delay_then(c, c->ctx);
+}
+
+void
+conn_pause_for(struct conn *c, unsigned ms, void (*then)(struct conn *c, void *ctx))
+{
+	conn_pause(c);
+	c->delay_then = then;
+	if (c->ev_delay == NULL && (c->ev_delay = evtimer_new(c->base, conn_on_delay, c)) == NULL)
+		abort();
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+	evtimer_add(c->ev_delay, &tv);
+}
+
 void
 conn_write(struct conn *c, const void *p, size_t n)
 {
@@ -348,6 +371,8 @@ conn_free(struct conn *c)
 	event_free(c->ev_write);
 	event_free(c->ev_timer);
 	event_free(c->ev_later);
+	if (c->ev_delay != NULL)
+		event_free(c->ev_delay);
 	evbuffer_free(c->out);
 	buf_free(&c->in);
 	if (c->ssl != NULL)

@@ -73,6 +73,12 @@ bool conn_busy(const struct conn *c);
 /* Stops on_input until resumed (a delay after a failed login, say). */
 void conn_pause(struct conn *c);
 void conn_resume(struct conn *c);
+/*
+ * Pauses input for ms milliseconds, then calls then() from the loop (not
+ * if the conn is closing by then); then() resumes or closes. The delay
+ * before answering a failed login, in every protocol.
+ */
+void conn_pause_for(struct conn *c, unsigned ms, void (*then)(struct conn *c, void *ctx));
 
 /*
  * Turns TLS on (server side): at once for implicit-TLS ports, or after the

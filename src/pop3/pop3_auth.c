@@ -52,11 +52,10 @@ pop3_auth_blocked(struct pop3_session *s, const char *user)
 
 /* After the pause: the answer to the failed login, then input again. */
 static void
-pop3_auth_fail_done(evutil_socket_t fd, short what, void *arg)
+pop3_auth_fail_done(struct conn *c, void *ctx)
 {
-	struct pop3_session *s = arg;
-	(void)fd;
-	(void)what;
+	struct pop3_session *s = ctx;
+	(void)c;
 	conn_writes(s->conn, "-ERR [AUTH] Authentication failed\r\n");
 	unsigned max = s->srv->cfg->auth_max_failures;
 	if (max > 0 && s->auth_failures >= max) {
@@ -75,17 +74,10 @@ pop3_auth_fail_done(evutil_socket_t fd, short what, void *arg)
 static void
 pop3_auth_fail(struct pop3_session *s, const char *login)
 {
-	/* No name at all (a SCRAM exchange that ended early): the address only. */
-	char *name = login[0] != '\0' ? authguard_name(s->srv->users, login) : NULL;
-	unsigned ms = authguard_failed(s->srv->guard, s->srv->cfg, conn_peer_addr(s->conn),
-				       name, proto_name(s->proto), s->id);
-	free(name);
+	unsigned ms = authguard_failed(s->srv->guard, s->srv->cfg, s->srv->users,
+				       conn_peer_addr(s->conn), login, proto_name(s->proto), s->id);
 	s->auth_failures++;
-	if (s->delay == NULL)
-		s->delay = evtimer_new(s->srv->base, pop3_auth_fail_done, s);
-	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
-	conn_pause(s->conn);
-	evtimer_add(s->delay, &tv);
+	conn_pause_for(s->conn, ms, pop3_auth_fail_done);
 }
 
 /* Takes the maildrop lock and enters TRANSACTION (RFC 1939 §4). */

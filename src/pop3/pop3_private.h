@@ -42,7 +42,6 @@ struct pop3_session {
 	bool logged_out;           /* the final log line is written */
 	unsigned bad_commands;     /* in a row */
 	unsigned auth_failures;
-	struct event *delay;       /* the pause after a failed login */
 	struct store_mailbox *mb;
 	size_t count;
 	bool *deleted;             /* count entries: marked by DELE, undone by RSET */

@@ -142,8 +142,6 @@ pop3_on_close(struct conn *c, void *ctx)
 		log_info("pop3 %s: disconnect rip=%s", s->id, conn_peer(c));
 	pop3_stream_stop(s);
 	store_mailbox_close(&s->mb);
-	if (s->delay != NULL)
-		event_free(s->delay);
 	pop3_auth_reset(s);
 	free(s->deleted);
 	free(s->address);

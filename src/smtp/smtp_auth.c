@@ -30,19 +30,14 @@ smtp_auth_clear(struct smtp_session *s)
 	free(s->auth_user);
 	s->auth_user = NULL;
 	s->auth_mech[0] = '\0';
-	if (s->auth_delay != NULL) {
-		event_free(s->auth_delay);
-		s->auth_delay = NULL;
-	}
 }
 
 /* After the pause: the answer to the failed exchange, then input again. */
 static void
-smtp_auth_fail_done(evutil_socket_t fd, short what, void *arg)
+smtp_auth_fail_done(struct conn *c, void *ctx)
 {
-	struct smtp_session *s = arg;
-	(void)fd;
-	(void)what;
+	struct smtp_session *s = ctx;
+	(void)c;
 	unsigned max = s->srv->cfg->auth_max_failures;
 	if (max > 0 && s->auth_failures >= max) {
 		log_info("%s: too many failed authentications from %s", s->id,
@@ -63,17 +58,10 @@ smtp_auth_fail_done(evutil_socket_t fd, short what, void *arg)
 static void
 smtp_auth_failed(struct smtp_session *s, const char *login)
 {
-	char *name = login != NULL && login[0] != '\0'
-			     ? authguard_name(s->srv->users, login) : NULL;
-	unsigned ms = authguard_failed(s->srv->guard, s->srv->cfg, conn_peer_addr(s->conn),
-				       name, proto_name(s->proto), s->id);
-	free(name);
+	unsigned ms = authguard_failed(s->srv->guard, s->srv->cfg, s->srv->users,
+				       conn_peer_addr(s->conn), login, proto_name(s->proto), s->id);
 	s->auth_failures++;
-	if (s->auth_delay == NULL)
-		s->auth_delay = evtimer_new(s->srv->base, smtp_auth_fail_done, s);
-	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
-	conn_pause(s->conn);
-	evtimer_add(s->auth_delay, &tv);
+	conn_pause_for(s->conn, ms, smtp_auth_fail_done);
 }
 
 static void

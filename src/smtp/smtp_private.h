@@ -72,7 +72,6 @@ struct smtp_session {
 	char auth_mech[16];       /* its mechanism, for the log */
 	char *auth_user;          /* the authenticated address, or NULL */
 	unsigned auth_failures;   /* in this session */
-	struct event *auth_delay; /* the pause before a failure is answered */
 };
 
 /* Submission ports (587, 465): AUTH required, RFC 6409 fix-ups. */

@@ -22,11 +22,11 @@ test_delay_doubles_then_blocks(void)
 	struct sockaddr_in a = addr("192.0.2.1"), b = addr("192.0.2.2");
 	const struct sockaddr *sa = (struct sockaddr *)&a, *sb = (struct sockaddr *)&b;
 	TEST_ASSERT(!authguard_blocked(g, &cfg, sa, "alice@example.org"));
-	TEST_ASSERT(authguard_failed(g, &cfg, sa, "alice@example.org", "pop3", "T1") == 100);
-	TEST_ASSERT(authguard_failed(g, &cfg, sa, "bob@example.org", "pop3", "T1") == 200);
-	TEST_ASSERT(authguard_failed(g, &cfg, sa, "carol@example.org", "smtp", "T1") == 400);
+	TEST_ASSERT(authguard_failed(g, &cfg, NULL, sa, "alice@example.org", "pop3", "T1") == 100);
+	TEST_ASSERT(authguard_failed(g, &cfg, NULL, sa, "bob@example.org", "pop3", "T1") == 200);
+	TEST_ASSERT(authguard_failed(g, &cfg, NULL, sa, "carol@example.org", "smtp", "T1") == 400);
 	TEST_ASSERT(!authguard_blocked(g, &cfg, sa, NULL));
-	TEST_ASSERT(authguard_failed(g, &cfg, sa, "dave@example.org", "imap", "T1") == 800);
+	TEST_ASSERT(authguard_failed(g, &cfg, NULL, sa, "dave@example.org", "imap", "T1") == 800);
 	/* The fourth failure from the address blocks it, for every user. */
 	TEST_ASSERT(authguard_blocked(g, &cfg, sa, "erin@example.org"));
 	TEST_ASSERT(authguard_blocked(g, &cfg, sa, NULL));
@@ -46,7 +46,7 @@ test_user_counted_across_addresses(void)
 	for (int i = 1; i <= 3; i++) {
 		snprintf(ip, sizeof(ip), "198.51.100.%d", i);
 		struct sockaddr_in a = addr(ip);
-		authguard_failed(g, &cfg, (struct sockaddr *)&a, "alice@example.org", "smtp", "T");
+		authguard_failed(g, &cfg, NULL, (struct sockaddr *)&a, "alice@example.org", "smtp", "T");
 	}
 	struct sockaddr_in fresh = addr("203.0.113.9");
 	/* A distributed guess at one user blocks the user, from anywhere. */
@@ -63,11 +63,11 @@ test_success_clears_user(void)
 	struct authguard *g = authguard_new();
 	struct sockaddr_in a = addr("192.0.2.7");
 	const struct sockaddr *sa = (struct sockaddr *)&a;
-	authguard_failed(g, &cfg, sa, "alice@example.org", "pop3", "T");
-	authguard_failed(g, &cfg, sa, "alice@example.org", "pop3", "T");
+	authguard_failed(g, &cfg, NULL, sa, "alice@example.org", "pop3", "T");
+	authguard_failed(g, &cfg, NULL, sa, "alice@example.org", "pop3", "T");
 	authguard_succeeded(g, sa, "alice@example.org");
 	/* The user's count starts over; the address keeps its two. */
-	TEST_ASSERT(authguard_failed(g, &cfg, sa, "alice@example.org", "pop3", "T") == 40);
+	TEST_ASSERT(authguard_failed(g, &cfg, NULL, sa, "alice@example.org", "pop3", "T") == 40);
 	authguard_free(&g);
 }
 
