@@ -103,4 +103,14 @@ struct imap_seqset;
 int imap_store_expunge(struct imap_session *s, struct imap_seqset *uids, bool report,
 		       struct buf *out, char **error_r);
 
+/* imap_sync.c */
+/*
+ * Syncs the selected mailbox with the Maildir and applies what changed to
+ * the session's map; with report, writes "* n EXPUNGE" and "* n EXISTS"
+ * to out (report false: for CLOSE, which must stay silent).
+ */
+int imap_sync(struct imap_session *s, bool report, struct buf *out, char **error_r);
+/* Whether a message is \Recent in this session (RFC 3501 §2.3.2). */
+bool imap_msg_recent(const struct imap_session *s, uint32_t uid);
+
 #endif

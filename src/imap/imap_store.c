@@ -271,67 +271,13 @@ store_unlink_deleted(struct imap_session *s, struct imap_seqset *uids, char **er
 	return 0;
 }
 
-static bool
-store_uid_in(const uint32_t *uids, size_t n, uint32_t uid)
-{
-	size_t lo = 0, hi = n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (uids[mid] == uid)
-			return true;
-		if (uids[mid] < uid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return false;
-}
-
-/*
- * Takes the sync's expunged UIDs out of the session's map, highest
- * sequence number first: §7.4.1 says each EXPUNGE renumbers the messages
- * after it, so going downwards keeps every number sent right. New
- * messages found by the same sync are announced with EXISTS.
- */
-static void
-store_apply_sync(struct imap_session *s, const struct index_sync_result *r, bool report,
-		 struct buf *out)
-{
-	for (uint32_t seq = s->sel.count; seq >= 1; seq--) {
-		if (!store_uid_in(r->expunged_uids, r->expunged_count, s->sel.uids[seq - 1]))
-			continue;
-		memmove(&s->sel.uids[seq - 1], &s->sel.uids[seq],
-			(s->sel.count - seq) * sizeof(uint32_t));
-		s->sel.count--;
-		if (report)
-			buf_appendf(out, "* %u EXPUNGE\r\n", seq);
-	}
-	if (r->new_count == 0)
-		return;
-	s->sel.uids = xrealloc(s->sel.uids, (s->sel.count + r->new_count + 1) * sizeof(uint32_t));
-	for (size_t i = 0; i < r->new_count; i++) {
-		if (s->sel.count == 0 || r->new_uids[i] > s->sel.uids[s->sel.count - 1])
-			s->sel.uids[s->sel.count++] = r->new_uids[i];
-	}
-	if (r->uidnext > s->sel.uidnext)
-		s->sel.uidnext = r->uidnext;
-	if (report)
-		buf_appendf(out, "* %u EXISTS\r\n", s->sel.count);
-}
-
 int
 imap_store_expunge(struct imap_session *s, struct imap_seqset *uids, bool report,
 		   struct buf *out, char **error_r)
 {
 	if (store_unlink_deleted(s, uids, error_r) < 0)
 		return -1;
-	struct index_sync_result r;
-	memset(&r, 0, sizeof(r));
-	if (index_sync(s->index, s->sel.name, s->sel.dir, &r, error_r) < 0)
-		return -1;
-	store_apply_sync(s, &r, report, out);
-	index_sync_result_free(&r);
-	return 0;
+	return imap_sync(s, report, out, error_r);
 }
 
 /* EXPUNGE, or UID EXPUNGE uid-set (RFC 4315 §2.1). */

@@ -414,7 +414,7 @@ index_msg_get(struct index *ix, const char *mailbox, const char *dir,
 	memset(msg_r, 0, sizeof(*msg_r));
 	*found_r = 0;
 	sqlite3_stmt *st = index_prepare(ix, "SELECT basename, flags,"
-		" internaldate, size_crlf, modseq FROM messages"
+		" internaldate, size_crlf, modseq, keywords FROM messages"
 		" WHERE mailbox = ? AND uid = ?", error_r);
 	if (st == NULL)
 		return -1;
@@ -431,6 +431,7 @@ index_msg_get(struct index *ix, const char *mailbox, const char *dir,
 		msg_r->internaldate = (time_t)sqlite3_column_int64(st, 2);
 		msg_r->size = (uint64_t)sqlite3_column_int64(st, 3);
 		msg_r->modseq = (uint64_t)sqlite3_column_int64(st, 4);
+		msg_r->keywords = xstrdup((const char *)sqlite3_column_text(st, 5));
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
@@ -442,5 +443,6 @@ void
 index_msg_clear(struct index_msg *msg)
 {
 	free(msg->path);
+	free(msg->keywords);
 	memset(msg, 0, sizeof(*msg));
 }

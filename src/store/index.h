@@ -40,6 +40,7 @@ struct index_msg {
 	uint32_t uid;
 	char *path;               /* dir/cur/<basename> */
 	char flags[8];            /* system flags as sorted letters: "DFRST" */
+	char *keywords;           /* IMAP keywords, space-separated; "" if none */
 	time_t internaldate;
 	uint64_t size;            /* CRLF form */
 	uint64_t modseq;
