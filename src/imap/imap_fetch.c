@@ -186,27 +186,6 @@ fetch_parse_items(struct fetch_req *req, const struct imap_arg *arg)
 }
 
 /* Maildir info letters to IMAP system flags. */
-static const struct {
-	char letter;
-	const char *flag;
-} fetch_flags[] = {
-	{ 'R', "\\Answered" }, { 'F', "\\Flagged" }, { 'T', "\\Deleted" },
-	{ 'S', "\\Seen" }, { 'D', "\\Draft" },
-};
-
-static void
-fetch_write_flags(struct buf *out, const char *letters)
-{
-	buf_appends(out, "FLAGS (");
-	bool first = true;
-	for (size_t i = 0; i < sizeof(fetch_flags) / sizeof(fetch_flags[0]); i++) {
-		if (strchr(letters, fetch_flags[i].letter) == NULL)
-			continue;
-		buf_appendf(out, "%s%s", first ? "" : " ", fetch_flags[i].flag);
-		first = false;
-	}
-	buf_appends(out, ")");
-}
 
 /* §9 date-time: "dd-Mon-yyyy hh:mm:ss +0000", month names not localised. */
 static void
@@ -412,6 +391,7 @@ fetch_write_body(struct buf *out, const char *bodystructure)
 }
 
 struct fetch_msg {
+	const struct imap_session *s;
 	uint32_t seq;
 	struct index_msg m;
 	struct buf data;   /* CRLF form, when needed */
@@ -423,7 +403,10 @@ static void
 fetch_write_item(struct buf *out, const struct fetch_item *it, struct fetch_msg *fm)
 {
 	switch (it->kind) {
-	case F_FLAGS: fetch_write_flags(out, fm->m.flags); break;
+	case F_FLAGS:
+		buf_appends(out, "FLAGS ");
+		imap_write_flags(fm->s, out, fm->m.uid, fm->m.flags, fm->m.keywords);
+		break;
 	case F_UID: buf_appendf(out, "UID %u", fm->m.uid); break;
 	case F_INTERNALDATE: fetch_write_date(out, fm->m.internaldate); break;
 	case F_SIZE:
@@ -486,12 +469,14 @@ fetch_msg_clear(struct fetch_msg *fm)
 	free(fm->bodystructure);
 }
 
-/* One "* seq FETCH (...)" response; -1 if the message could not be read. */
+/* One "* seq FETCH (...)" response; -1 if the message could not be read,
+   1 if it was expunged by another session (and not yet reported). */
 static int
 fetch_one(struct imap_session *s, const struct fetch_req *req, uint32_t seq)
 {
 	struct fetch_msg fm;
 	memset(&fm, 0, sizeof(fm));
+	fm.s = s;
 	fm.seq = seq;
 	int found = 0;
 	char *error = NULL;
@@ -505,7 +490,7 @@ fetch_one(struct imap_session *s, const struct fetch_req *req, uint32_t seq)
 		return -1;
 	}
 	if (!found)
-		return -1; /* gone from the index: expunged by another session */
+		return 1;
 	struct buf out = BUF_INIT;
 	buf_appendf(&out, "* %u FETCH (", seq);
 	bool first = true;
@@ -521,8 +506,8 @@ fetch_one(struct imap_session *s, const struct fetch_req *req, uint32_t seq)
 		first = false;
 	}
 	if (fm.seen_set && !req->has_flags) {
-		buf_appends(&out, " ");
-		fetch_write_flags(&out, fm.m.flags);
+		buf_appends(&out, " FLAGS ");
+		imap_write_flags(s, &out, fm.m.uid, fm.m.flags, fm.m.keywords);
 	}
 	buf_appends(&out, ")\r\n");
 	conn_write(s->conn, out.data, out.len);
@@ -536,16 +521,20 @@ fetch_one(struct imap_session *s, const struct fetch_req *req, uint32_t seq)
  * the last message are ignored; by UID, "*" is the largest UID in use.
  */
 static int
-fetch_all(struct imap_session *s, const struct fetch_req *req, struct imap_seqset *set)
+fetch_all(struct imap_session *s, const struct fetch_req *req, struct imap_seqset *set,
+	  unsigned *gone_r)
 {
 	int failed = 0;
+	int rc;
 	uint32_t count = s->sel.count;
 	if (req->uid_cmd) {
 		uint32_t star = count > 0 ? s->sel.uids[count - 1] : 0;
 		for (uint32_t seq = 1; seq <= count && !conn_closing(s->conn); seq++) {
-			if (imap_seqset_contains(set, s->sel.uids[seq - 1], star) &&
-			    fetch_one(s, req, seq) < 0)
-				failed++;
+			if (!imap_seqset_contains(set, s->sel.uids[seq - 1], star))
+				continue;
+			rc = fetch_one(s, req, seq);
+			failed += rc < 0;
+			*gone_r += rc > 0;
 		}
 		return failed;
 	}
@@ -555,8 +544,9 @@ fetch_all(struct imap_session *s, const struct fetch_req *req, struct imap_seqse
 		for (uint32_t seq = r[i].first; seq <= r[i].last && seq <= count; seq++) {
 			if (conn_closing(s->conn))
 				return failed;
-			if (fetch_one(s, req, seq) < 0)
-				failed++;
+			rc = fetch_one(s, req, seq);
+			failed += rc < 0;
+			*gone_r += rc > 0;
 		}
 	}
 	return failed;
@@ -583,10 +573,16 @@ imap_cmd_fetch(struct imap_session *s, const struct imap_arg *args, size_t argc)
 		imap_reply_bad(s, "Unknown or unsupported fetch item");
 		return -1;
 	}
-	int failed = fetch_all(s, req, set);
+	unsigned gone = 0;
+	int failed = fetch_all(s, req, set, &gone);
 	const char *what = req->uid_cmd ? "UID FETCH" : "FETCH";
 	if (failed > 0)
 		conn_printf(s->conn, "%s NO [SERVERBUG] Some messages could not be fetched\r\n",
+			    s->tag);
+	else if (gone > 0)
+		/* RFC 2180 §4.1.2 allows NO; RFC 5530 names the reason. The
+		   EXPUNGE responses follow at the next command that may carry them. */
+		conn_printf(s->conn, "%s NO [EXPUNGEISSUED] Some messages were expunged\r\n",
 			    s->tag);
 	else
 		conn_printf(s->conn, "%s OK %s completed\r\n", s->tag, what);

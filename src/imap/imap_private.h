@@ -13,6 +13,7 @@
 #include "imap/imap_parse.h"
 
 struct conn;
+struct dirwatch;
 struct event;
 struct imap_arg;
 struct index;
@@ -25,10 +26,16 @@ enum imap_state {
 	IMAP_STATE_SELECTED = 1 << 2,
 };
 
+/* UIDs lo..hi (inclusive). */
+struct imap_uid_range {
+	uint32_t lo, hi;
+};
+
 /*
- * The selected mailbox (RFC 3501 §6.3.1). The UIDs are the sequence
- * numbers' map as of SELECT: without EXPUNGE or new-mail responses yet,
- * message numbers must not move under the client, so this is not re-read.
+ * The selected mailbox (RFC 3501 §6.3.1). uids maps sequence numbers to
+ * UIDs. It changes only through imap_sync (imap_sync.c), which reports
+ * each change to the client as §7.4.1 requires: new messages (EXISTS) at
+ * any command, expunges only where sequence numbers cannot be confused.
  */
 struct imap_selected {
 	char *name;         /* canonical wire name, the index's key */
@@ -36,8 +43,19 @@ struct imap_selected {
 	bool readonly;      /* EXAMINE */
 	uint32_t uidvalidity;
 	uint32_t uidnext;
-	uint32_t *uids;     /* uids[seq - 1], ascending */
+	uint32_t *uids;     /* uids[seq - 1], ascending; may hold expunges not yet reported */
 	uint32_t count;
+	/* What the index said at the last sync, to skip work when nothing moved. */
+	uint64_t seen_modseq;
+	uint32_t known_uidnext;
+	uint32_t recent_count; /* messages of uids that are \Recent here */
+	/* \Recent here: UIDs claimed by this session (index_recent_claim);
+	   for EXAMINE, every UID from recent_floor up. */
+	struct imap_uid_range *recent;
+	size_t nrecent;
+	uint32_t recent_floor;
+	/* new/ and cur/ mtimes at the last Maildir scan (0: scan next time). */
+	long long new_mtime, cur_mtime;
 };
 
 struct imap_session {
@@ -61,6 +79,8 @@ struct imap_session {
 	char *mail_root;
 	struct index *index; /* opened at the first SELECT, EXAMINE or STATUS */
 	struct imap_selected sel; /* valid in IMAP_STATE_SELECTED */
+	bool idling;       /* between IDLE's "+" and DONE */
+	struct dirwatch *idle_watch;
 };
 
 typedef int imap_cmd_fn(struct imap_session *s, const struct imap_arg *args, size_t argc);
@@ -103,6 +123,13 @@ struct imap_seqset;
 int imap_store_expunge(struct imap_session *s, struct imap_seqset *uids, bool report,
 		       struct buf *out, char **error_r);
 
+/* imap_idle.c: IDLE (RFC 2177). */
+imap_cmd_fn imap_cmd_idle;
+/* A line while idling: DONE ends it (anything else is BAD and ends it too). */
+void imap_idle_line(struct imap_session *s, const char *line);
+/* Ends IDLE without a reply (session end). */
+void imap_idle_stop(struct imap_session *s);
+
 /* imap_sync.c */
 /*
  * Syncs the selected mailbox with the Maildir and applies what changed to
@@ -110,7 +137,27 @@ int imap_store_expunge(struct imap_session *s, struct imap_seqset *uids, bool re
  * to out (report false: for CLOSE, which must stay silent).
  */
 int imap_sync(struct imap_session *s, bool report, struct buf *out, char **error_r);
+enum imap_sync_mode {
+	IMAP_SYNC_SILENT,      /* apply, report nothing (CLOSE) */
+	IMAP_SYNC_NO_EXPUNGE,  /* report EXISTS, RECENT, FETCH; keep expunges for later */
+	IMAP_SYNC_FULL,        /* report everything */
+};
+/* The check before each command in the selected state: does nothing when
+   neither the Maildir nor the index changed since the last one. */
+int imap_sync_mode(struct imap_session *s, enum imap_sync_mode mode, struct buf *out,
+		   char **error_r);
+/* SELECT/EXAMINE: fills s->sel (name, dir and readonly set by the caller)
+   from a fresh sync; the unseen count and first unseen sequence number
+   are for the SELECT response. */
+int imap_sync_open(struct imap_session *s, uint32_t *unseen_r, uint32_t *first_unseen_r,
+		   char **error_r);
+/* After a command that changed flags itself and told the client so: those
+   changes are not reported back to it as untagged FETCH. */
+void imap_sync_settle(struct imap_session *s);
 /* Whether a message is \Recent in this session (RFC 3501 §2.3.2). */
 bool imap_msg_recent(const struct imap_session *s, uint32_t uid);
+/* A flag list "(\Seen kw \Recent)" for FETCH responses. */
+void imap_write_flags(const struct imap_session *s, struct buf *out, uint32_t uid,
+		      const char *letters, const char *keywords);
 
 #endif

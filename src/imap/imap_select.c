@@ -3,8 +3,7 @@
  * §6.4.2, RFC 3691 UNSELECT) and STATUS (§6.3.10), over the per-user
  * message index (store/index.h).
  *
- * Not yet: \Recent (RECENT is always 0), untagged EXISTS/EXPUNGE while
- * selected outside EXPUNGE (imap_store.c).
+ * Keeping the selected mailbox current is imap_sync.c's work.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -25,9 +24,8 @@ struct imap_mbox {
 	char *name;
 	char *dir;
 	uint32_t uidvalidity, uidnext, count;
-	uint32_t *uids;
 	uint32_t unseen;       /* messages without \Seen */
-	uint32_t first_unseen; /* its sequence number, 0 if none */
+	uint32_t recent;       /* messages no session has seen as \Recent */
 };
 
 static void
@@ -35,7 +33,6 @@ imap_mbox_clear(struct imap_mbox *m)
 {
 	free(m->name);
 	free(m->dir);
-	free(m->uids);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -46,6 +43,7 @@ imap_deselect(struct imap_session *s)
 	free(s->sel.name);
 	free(s->sel.dir);
 	free(s->sel.uids);
+	free(s->sel.recent);
 	memset(&s->sel, 0, sizeof(s->sel));
 	if (s->state == IMAP_STATE_SELECTED)
 		s->state = IMAP_STATE_AUTH;
@@ -73,38 +71,41 @@ imap_index_ensure(struct imap_session *s, char **error_r)
 	return s->index != NULL ? 0 : -1;
 }
 
-/* Reads the UIDs and the \Seen counts of a synced mailbox. */
+/* Reads the UIDs and the \Seen and \Recent counts of a synced mailbox. */
 static int
 imap_mbox_scan(struct imap_session *s, struct imap_mbox *m, char **error_r)
 {
-	if (index_count(s->index, m->name, &m->count, error_r) < 0)
+	struct index_mailbox_state st;
+	struct index_entry *e;
+	size_t n;
+	if (index_mailbox_state(s->index, m->name, &st, error_r) < 0 ||
+	    index_list(s->index, m->name, &e, &n, error_r) < 0)
 		return -1;
-	m->uids = xcalloc(m->count + 1, sizeof(uint32_t));
-	for (uint32_t seq = 1; seq <= m->count; seq++) {
-		if (index_uid_at(s->index, m->name, seq, &m->uids[seq - 1], error_r) < 0)
-			return -1;
-		struct index_msg msg;
-		int found = 0;
-		if (index_msg_get(s->index, m->name, m->dir, m->uids[seq - 1], &msg, &found,
-				  error_r) < 0)
-			return -1;
-		if (found && strchr(msg.flags, 'S') == NULL) {
-			m->unseen++;
-			if (m->first_unseen == 0)
-				m->first_unseen = seq;
-		}
-		if (found)
-			index_msg_clear(&msg);
+	m->count = (uint32_t)n;
+	for (size_t i = 0; i < n; i++) {
+		m->unseen += strchr(e[i].flags, 'S') == NULL;
+		m->recent += e[i].uid >= st.recentuid;
 	}
+	index_entries_free(&e, &n);
 	return 0;
 }
 
+/* The "NO [SERVERBUG]" of a failed mailbox operation, logged. */
+static void
+imap_mbox_failed(struct imap_session *s, const char *what, char *error)
+{
+	log_err("imap %s: user=%s %s failed: %s", s->id, s->address, what,
+		error != NULL ? error : "?");
+	free(error);
+	conn_printf(s->conn, "%s NO [SERVERBUG] Internal error, try again\r\n", s->tag);
+}
+
 /*
- * Opens, syncs and scans a mailbox. 0; or -1 after answering NO (the
- * mailbox is not there, or a temporary error).
+ * Finds a mailbox (its canonical name and directory) and opens the index.
+ * 0; or -1 after answering NO (not there, or a temporary error).
  */
 static int
-imap_mbox_open(struct imap_session *s, const char *name, struct imap_mbox *m)
+imap_mbox_find(struct imap_session *s, const char *name, struct imap_mbox *m)
 {
 	enum store_folder_err err = STORE_FOLDER_OK;
 	char *error = NULL;
@@ -117,26 +118,33 @@ imap_mbox_open(struct imap_session *s, const char *name, struct imap_mbox *m)
 		return -1;
 	}
 	m->dir = store_folder_path(s->mail_root, s->address, m->name, &err, &error);
-	struct index_sync_result r;
-	memset(&r, 0, sizeof(r));
-	if (m->dir == NULL || imap_index_ensure(s, &error) < 0 ||
-	    index_sync(s->index, m->name, m->dir, &r, &error) < 0) {
-		log_err("imap %s: user=%s mailbox open failed: %s", s->id, s->address,
-			error != NULL ? error : "?");
-		free(error);
+	if (m->dir == NULL || imap_index_ensure(s, &error) < 0) {
 		imap_mbox_clear(m);
-		conn_printf(s->conn, "%s NO [SERVERBUG] Internal error, try again\r\n", s->tag);
+		imap_mbox_failed(s, "mailbox open", error);
+		return -1;
+	}
+	return 0;
+}
+
+/* STATUS: finds, syncs and counts a mailbox; -1 after answering NO. */
+static int
+imap_mbox_open(struct imap_session *s, const char *name, struct imap_mbox *m)
+{
+	if (imap_mbox_find(s, name, m) < 0)
+		return -1;
+	struct index_sync_result r;
+	char *error = NULL;
+	if (index_sync(s->index, m->name, m->dir, &r, &error) < 0) {
+		imap_mbox_clear(m);
+		imap_mbox_failed(s, "mailbox sync", error);
 		return -1;
 	}
 	m->uidvalidity = r.uidvalidity;
 	m->uidnext = r.uidnext;
 	index_sync_result_free(&r);
 	if (imap_mbox_scan(s, m, &error) < 0) {
-		log_err("imap %s: user=%s mailbox scan failed: %s", s->id, s->address,
-			error != NULL ? error : "?");
-		free(error);
 		imap_mbox_clear(m);
-		conn_printf(s->conn, "%s NO [SERVERBUG] Internal error, try again\r\n", s->tag);
+		imap_mbox_failed(s, "mailbox scan", error);
 		return -1;
 	}
 	return 0;
@@ -155,32 +163,35 @@ imap_select(struct imap_session *s, const struct imap_arg *args, size_t argc, bo
 	/* §6.3.1: a SELECT while selected deselects first, even if it fails. */
 	imap_deselect(s);
 	struct imap_mbox m;
-	if (imap_mbox_open(s, name, &m) < 0)
+	if (imap_mbox_find(s, name, &m) < 0)
 		return 0;
+	s->sel.name = m.name;
+	s->sel.dir = m.dir;
+	s->sel.readonly = readonly;
+	uint32_t unseen, first_unseen;
+	char *error = NULL;
+	if (imap_sync_open(s, &unseen, &first_unseen, &error) < 0) {
+		imap_deselect(s);
+		imap_mbox_failed(s, "select", error);
+		return 0;
+	}
+	struct imap_selected *sel = &s->sel;
 	struct buf out = BUF_INIT;
 	buf_appends(&out, "* FLAGS " IMAP_SYSTEM_FLAGS "\r\n");
 	buf_appendf(&out, "* OK [PERMANENTFLAGS %s] Flags permitted\r\n",
 		    readonly ? "()" : IMAP_SYSTEM_FLAGS);
-	buf_appendf(&out, "* %u EXISTS\r\n", m.count);
-	/* No \Recent support yet: no message is ever recent. */
-	buf_appends(&out, "* 0 RECENT\r\n");
-	buf_appendf(&out, "* OK [UIDVALIDITY %u] UIDs valid\r\n", m.uidvalidity);
-	buf_appendf(&out, "* OK [UIDNEXT %u] Predicted next UID\r\n", m.uidnext);
-	if (m.first_unseen != 0)
-		buf_appendf(&out, "* OK [UNSEEN %u] First unseen\r\n", m.first_unseen);
+	buf_appendf(&out, "* %u EXISTS\r\n", sel->count);
+	buf_appendf(&out, "* %u RECENT\r\n", sel->recent_count);
+	buf_appendf(&out, "* OK [UIDVALIDITY %u] UIDs valid\r\n", sel->uidvalidity);
+	buf_appendf(&out, "* OK [UIDNEXT %u] Predicted next UID\r\n", sel->uidnext);
+	if (first_unseen != 0)
+		buf_appendf(&out, "* OK [UNSEEN %u] First unseen\r\n", first_unseen);
 	buf_appendf(&out, "%s OK [%s] %s completed\r\n", s->tag,
 		    readonly ? "READ-ONLY" : "READ-WRITE", readonly ? "EXAMINE" : "SELECT");
 	conn_write(s->conn, out.data, out.len);
 	buf_free(&out);
-	s->sel.name = m.name;
-	s->sel.dir = m.dir;
-	s->sel.uids = m.uids;
-	s->sel.count = m.count;
-	s->sel.uidvalidity = m.uidvalidity;
-	s->sel.uidnext = m.uidnext;
-	s->sel.readonly = readonly;
 	s->state = IMAP_STATE_SELECTED;
-	log_info("imap %s: select user=%s exists=%u", s->id, s->address, m.count);
+	log_info("imap %s: select user=%s exists=%u", s->id, s->address, sel->count);
 	return 0;
 }
 
@@ -263,7 +274,7 @@ imap_status_value(const struct imap_mbox *m, int item)
 	case ST_UIDNEXT: return m->uidnext;
 	case ST_UIDVALIDITY: return m->uidvalidity;
 	case ST_UNSEEN: return m->unseen;
-	default: return 0; /* RECENT: no \Recent support yet */
+	default: return m->recent;
 	}
 }
 

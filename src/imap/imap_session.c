@@ -33,15 +33,25 @@
 /* No command here needs a larger literal (APPEND will have its own limit). */
 #define IMAP_LITERAL_MAX (64 * 1024)
 
+/*
+ * What is checked before a command in the selected state (imap_sync.c):
+ * everything, or - for commands that name messages by sequence number -
+ * everything but expunges (§7.4.1), or nothing (the command leaves or
+ * replaces the mailbox).
+ */
+enum imap_cmd_sync { CMD_SYNC_FULL = 0, CMD_SYNC_SEQ, CMD_SYNC_NONE };
+
 struct imap_cmd {
 	const char *name;
 	unsigned states;
 	imap_cmd_fn *run;
 	bool uid; /* may come as "UID name" */
+	enum imap_cmd_sync sync;
+	bool settle; /* it tells the client of the flag changes it makes itself */
 };
 
 static imap_cmd_fn imap_cmd_capability, imap_cmd_noop, imap_cmd_logout, imap_cmd_starttls,
-	imap_cmd_id, imap_cmd_enable, imap_cmd_namespace, imap_cmd_unavailable;
+	imap_cmd_id, imap_cmd_enable, imap_cmd_namespace, imap_cmd_unavailable, imap_cmd_check;
 
 #define ANY (IMAP_STATE_NOTAUTH | IMAP_STATE_AUTH | IMAP_STATE_SELECTED)
 #define NOTAUTH IMAP_STATE_NOTAUTH
@@ -50,31 +60,33 @@ static imap_cmd_fn imap_cmd_capability, imap_cmd_noop, imap_cmd_logout, imap_cmd
 #define SELECTED IMAP_STATE_SELECTED
 
 static const struct imap_cmd imap_cmds[] = {
-	{ "CAPABILITY", ANY, imap_cmd_capability, false },
-	{ "NOOP", ANY, imap_cmd_noop, false },
-	{ "LOGOUT", ANY, imap_cmd_logout, false },
-	{ "ID", ANY, imap_cmd_id, false },
-	{ "STARTTLS", NOTAUTH, imap_cmd_starttls, false },
-	{ "LOGIN", NOTAUTH, imap_cmd_login, false },
-	{ "AUTHENTICATE", NOTAUTH, imap_cmd_authenticate, false },
-	{ "ENABLE", AUTH, imap_cmd_enable, false },
-	{ "NAMESPACE", AUTH, imap_cmd_namespace, false },
-	{ "LIST", AUTH, imap_cmd_list, false },
-	{ "LSUB", AUTH, imap_cmd_lsub, false },
-	{ "CREATE", AUTH, imap_cmd_create, false },
-	{ "DELETE", AUTH, imap_cmd_delete, false },
-	{ "RENAME", AUTH, imap_cmd_rename, false },
-	{ "SUBSCRIBE", AUTH, imap_cmd_subscribe, false },
-	{ "UNSUBSCRIBE", AUTH, imap_cmd_unsubscribe, false },
-	{ "SELECT", AUTH, imap_cmd_select, false },
-	{ "EXAMINE", AUTH, imap_cmd_examine, false },
-	{ "STATUS", AUTH, imap_cmd_status, false },
-	{ "APPEND", AUTH, imap_cmd_unavailable, false },
-	{ "CLOSE", SELECTED, imap_cmd_close, false },
-	{ "UNSELECT", SELECTED, imap_cmd_unselect, false },
-	{ "FETCH", SELECTED, imap_cmd_fetch, true },
-	{ "STORE", SELECTED, imap_cmd_store, true },
-	{ "EXPUNGE", SELECTED, imap_cmd_expunge, true },
+	{ "CAPABILITY", ANY, imap_cmd_capability, false, CMD_SYNC_FULL, false },
+	{ "NOOP", ANY, imap_cmd_noop, false, CMD_SYNC_FULL, false },
+	{ "LOGOUT", ANY, imap_cmd_logout, false, CMD_SYNC_NONE, false },
+	{ "ID", ANY, imap_cmd_id, false, CMD_SYNC_FULL, false },
+	{ "STARTTLS", NOTAUTH, imap_cmd_starttls, false, CMD_SYNC_FULL, false },
+	{ "LOGIN", NOTAUTH, imap_cmd_login, false, CMD_SYNC_FULL, false },
+	{ "AUTHENTICATE", NOTAUTH, imap_cmd_authenticate, false, CMD_SYNC_FULL, false },
+	{ "ENABLE", AUTH, imap_cmd_enable, false, CMD_SYNC_FULL, false },
+	{ "NAMESPACE", AUTH, imap_cmd_namespace, false, CMD_SYNC_FULL, false },
+	{ "LIST", AUTH, imap_cmd_list, false, CMD_SYNC_FULL, false },
+	{ "LSUB", AUTH, imap_cmd_lsub, false, CMD_SYNC_FULL, false },
+	{ "CREATE", AUTH, imap_cmd_create, false, CMD_SYNC_FULL, false },
+	{ "DELETE", AUTH, imap_cmd_delete, false, CMD_SYNC_FULL, false },
+	{ "RENAME", AUTH, imap_cmd_rename, false, CMD_SYNC_FULL, false },
+	{ "SUBSCRIBE", AUTH, imap_cmd_subscribe, false, CMD_SYNC_FULL, false },
+	{ "UNSUBSCRIBE", AUTH, imap_cmd_unsubscribe, false, CMD_SYNC_FULL, false },
+	{ "SELECT", AUTH, imap_cmd_select, false, CMD_SYNC_NONE, false },
+	{ "EXAMINE", AUTH, imap_cmd_examine, false, CMD_SYNC_NONE, false },
+	{ "STATUS", AUTH, imap_cmd_status, false, CMD_SYNC_FULL, false },
+	{ "APPEND", AUTH, imap_cmd_unavailable, false, CMD_SYNC_FULL, false },
+	{ "IDLE", AUTH, imap_cmd_idle, false, CMD_SYNC_FULL, false },
+	{ "CHECK", SELECTED, imap_cmd_check, false, CMD_SYNC_FULL, false },
+	{ "CLOSE", SELECTED, imap_cmd_close, false, CMD_SYNC_NONE, false },
+	{ "UNSELECT", SELECTED, imap_cmd_unselect, false, CMD_SYNC_NONE, false },
+	{ "FETCH", SELECTED, imap_cmd_fetch, true, CMD_SYNC_SEQ, true },
+	{ "STORE", SELECTED, imap_cmd_store, true, CMD_SYNC_SEQ, true },
+	{ "EXPUNGE", SELECTED, imap_cmd_expunge, true, CMD_SYNC_FULL, false },
 };
 
 #undef ANY
@@ -160,6 +172,7 @@ imap_on_close(struct conn *c, void *ctx)
 		log_info("imap %s: disconnect user=%s rip=%s", s->id,
 			 s->address != NULL ? s->address : "", conn_peer(c));
 	imap_auth_reset(s);
+	imap_idle_stop(s);
 	imap_select_free(s);
 	imap_parser_free(&s->parser);
 	free(s->address);
@@ -190,7 +203,7 @@ imap_on_shutdown(struct conn *c, void *ctx)
 void
 imap_capabilities(const struct imap_session *s, struct buf *out)
 {
-	buf_appends(out, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE NAMESPACE UNSELECT");
+	buf_appends(out, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT");
 	if (s->state != IMAP_STATE_NOTAUTH)
 		return;
 	/* RFC 3501 §6.2.1, §7.2.1: STARTTLS until TLS is on; no password in
@@ -236,6 +249,24 @@ imap_cmd_find(const char *name)
 	return NULL;
 }
 
+/* Tells the client what changed in the selected mailbox since its last command. */
+static void
+imap_sync_before(struct imap_session *s, bool expunges)
+{
+	struct buf out = BUF_INIT;
+	char *error = NULL;
+	if (imap_sync_mode(s, expunges ? IMAP_SYNC_FULL : IMAP_SYNC_NO_EXPUNGE, &out,
+			   &error) < 0) {
+		/* The command goes on with the view it has; the next one retries. */
+		log_err("imap %s: user=%s sync failed: %s", s->id, s->address,
+			error != NULL ? error : "?");
+		free(error);
+	}
+	if (out.len > 0)
+		conn_write(s->conn, out.data, out.len);
+	buf_free(&out);
+}
+
 /* A whole command was parsed: run it. */
 static void
 imap_dispatch(struct imap_session *s)
@@ -259,8 +290,12 @@ imap_dispatch(struct imap_session *s)
 	}
 	size_t argc;
 	const struct imap_arg *args = imap_parser_args(s->parser, &argc);
+	if (s->state == IMAP_STATE_SELECTED && cmd->sync != CMD_SYNC_NONE)
+		imap_sync_before(s, cmd->sync == CMD_SYNC_FULL || imap_parser_uid(s->parser));
 	if (cmd->run(s, args, argc) == 0)
 		s->bad_commands = 0;
+	if (cmd->settle)
+		imap_sync_settle(s);
 }
 
 /* The parser refused the command: BAD, then what its recovery says. */
@@ -315,6 +350,10 @@ imap_feed_literal(struct imap_session *s)
 static void
 imap_line(struct imap_session *s, const char *line, size_t len)
 {
+	if (s->idling) {
+		imap_idle_line(s, line);
+		return;
+	}
 	if (s->sasl != NULL) {
 		if (strlen(line) != len) {
 			imap_auth_reset(s);
@@ -412,6 +451,16 @@ imap_cmd_noop(struct imap_session *s, const struct imap_arg *args, size_t argc)
 	if (imap_no_args(s, argc) < 0)
 		return -1;
 	return imap_reply_ok(s, "NOOP completed");
+}
+
+/* §6.4.1: the check of the mailbox is the sync every command gets. */
+static int
+imap_cmd_check(struct imap_session *s, const struct imap_arg *args, size_t argc)
+{
+	(void)args;
+	if (imap_no_args(s, argc) < 0)
+		return -1;
+	return imap_reply_ok(s, "CHECK completed");
 }
 
 /* RFC 3501 §6.1.3: the untagged BYE first, then the tagged OK. */

@@ -26,7 +26,8 @@ static const char index_schema[] =
 	" name TEXT PRIMARY KEY,"
 	" uidvalidity INTEGER NOT NULL,"
 	" uidnext INTEGER NOT NULL,"
-	" highestmodseq INTEGER NOT NULL);"
+	" highestmodseq INTEGER NOT NULL,"
+	" recentuid INTEGER NOT NULL DEFAULT 1);"
 	"CREATE TABLE IF NOT EXISTS messages("
 	" mailbox TEXT NOT NULL,"
 	" uid INTEGER NOT NULL,"
@@ -39,6 +40,30 @@ static const char index_schema[] =
 	" envelope TEXT NULL,"
 	" bodystructure TEXT NULL,"
 	" PRIMARY KEY(mailbox, uid)) WITHOUT ROWID;";
+
+/*
+ * The index is a cache of the Maildir, so a schema change needs no
+ * migration: an older database is emptied and rebuilt from the Maildir
+ * (UIDs and UIDVALIDITY come back from the file names and tern-uidlist).
+ */
+#define INDEX_SCHEMA_VERSION 2
+
+static int
+index_schema_check(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return SQLITE_ERROR;
+	int version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+	sqlite3_finalize(st);
+	if (version == INDEX_SCHEMA_VERSION)
+		return SQLITE_OK;
+	char sql[128];
+	snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS messages;"
+		 "DROP TABLE IF EXISTS mailboxes; PRAGMA user_version = %d;",
+		 INDEX_SCHEMA_VERSION);
+	return sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
 
 struct index *
 index_open(const char *user_dir, char **error_r)
@@ -53,6 +78,9 @@ index_open(const char *user_dir, char **error_r)
 				 SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_busy_timeout(db, 5000);
+		rc = index_schema_check(db);
+	}
+	if (rc == SQLITE_OK) {
 		rc = sqlite3_exec(db, index_schema, NULL, NULL, NULL);
 	}
 	if (rc != SQLITE_OK) {

@@ -91,4 +91,39 @@ void index_msg_clear(struct index_msg *msg);
 int index_set_flags(struct index *ix, const char *mailbox, const char *dir,
 		    uint32_t uid, const char *flags, char **error_r);
 
+/* ---- the session's view (index_view.c) ---- */
+
+struct index_mailbox_state {
+	uint32_t uidvalidity, uidnext, count;
+	uint64_t highestmodseq;
+	uint32_t recentuid;       /* the lowest UID no session has seen as \Recent */
+};
+
+/* One message's changeable state. */
+struct index_entry {
+	uint32_t uid;
+	char flags[8];
+	char *keywords;
+	uint64_t modseq;
+};
+
+/* All zero when the mailbox has never been synced. */
+int index_mailbox_state(struct index *ix, const char *mailbox,
+			struct index_mailbox_state *r, char **error_r);
+/* Every message, ascending UID; free with index_entries_free. */
+int index_list(struct index *ix, const char *mailbox, struct index_entry **r,
+	       size_t *n_r, char **error_r);
+/* The messages whose modseq is above modseq, ascending UID. */
+int index_changed_since(struct index *ix, const char *mailbox, uint64_t modseq,
+			struct index_entry **r, size_t *n_r, char **error_r);
+void index_entries_free(struct index_entry **r, size_t *n);
+/*
+ * \Recent (RFC 3501 §2.3.2): a message is recent in the first session
+ * that selects its mailbox read-write after it arrived. Claims the UIDs
+ * [*first_r, *end_r) for the caller (an empty range when another session
+ * had them) and moves the mailbox's recentuid past them.
+ */
+int index_recent_claim(struct index *ix, const char *mailbox, uint32_t *first_r,
+		       uint32_t *end_r, char **error_r);
+
 #endif

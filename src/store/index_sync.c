@@ -466,9 +466,12 @@ index_expunge_unseen(struct index_sync_ctx *c, char **error_r)
 static int
 index_mailbox_store(struct index_sync_ctx *c, char **error_r)
 {
-	sqlite3_stmt *st = index_prepare(c->ix, "INSERT OR REPLACE INTO"
+	/* An upsert, not REPLACE: the row's other columns (recentuid) stay. */
+	sqlite3_stmt *st = index_prepare(c->ix, "INSERT INTO"
 		" mailboxes(name, uidvalidity, uidnext, highestmodseq)"
-		" VALUES (?, ?, ?, ?)", error_r);
+		" VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET"
+		" uidvalidity = excluded.uidvalidity, uidnext = excluded.uidnext,"
+		" highestmodseq = excluded.highestmodseq", error_r);
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, c->mailbox, -1, SQLITE_STATIC);

@@ -62,7 +62,8 @@ def test_select_fetch_uid(imap):
     m = login(port)
     typ, data = m.select("INBOX")
     assert typ == "OK" and data == [b"3"]
-    assert m.untagged_responses.get("RECENT") == [b"0"]
+    # New mail is \Recent to the first session that selects it (§2.3.2).
+    assert m.untagged_responses.get("RECENT") == [b"3"]
     uidvalidity = m.untagged_responses["UIDVALIDITY"][0]
     assert m.untagged_responses["UNSEEN"] == [b"1"]
     assert b"READ-WRITE" in m.untagged_responses.get("READ-WRITE", [b"READ-WRITE"])[0] \
@@ -71,14 +72,14 @@ def test_select_fetch_uid(imap):
     assert typ == "OK" and len(data) == 3
     uids = []
     for i, line in enumerate(data):
-        mo = re.match(rb"(\d+) \(FLAGS \(\) UID (\d+) RFC822.SIZE (\d+)\)", line)
+        mo = re.match(rb"(\d+) \(FLAGS \(\\Recent\) UID (\d+) RFC822.SIZE (\d+)\)", line)
         assert mo, line
         assert int(mo.group(1)) == i + 1
         uids.append(int(mo.group(2)))
     assert uids == sorted(uids) and len(set(uids)) == 3
     typ, data = m.uid("FETCH", f"{uids[1]}", "(FLAGS)")
     assert typ == "OK"
-    assert re.match(rb"2 \(UID %d FLAGS \(\)\)" % uids[1], data[0]), data
+    assert re.match(rb"2 \(UID %d FLAGS \(\\Recent\)\)" % uids[1], data[0]), data
     typ, data = m.uid("FETCH", "1:*", "RFC822.SIZE")
     assert typ == "OK" and len(data) == 3 and all(b"UID " in d for d in data)
 
@@ -177,7 +178,7 @@ def test_examine_status_close(imap):
     typ, data = m.status("INBOX", "(MESSAGES UIDNEXT UIDVALIDITY UNSEEN RECENT)")
     assert typ == "OK"
     mo = re.search(rb"MESSAGES (\d+) UIDNEXT (\d+) UIDVALIDITY (\d+) UNSEEN (\d+) "
-                   rb"RECENT 0", data[0])
+                   rb"RECENT 3", data[0])
     assert mo, data
     assert int(mo.group(1)) == 3 and int(mo.group(4)) == 3
 

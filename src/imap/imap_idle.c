@@ -1,0 +1,79 @@
+/*
+ * IDLE (RFC 2177): after "+ idling" the server sends what changes in the
+ * selected mailbox as it happens, until the client sends DONE. The wake-up
+ * comes from a watch on the Maildir's new/ and cur/ (io/dirwatch.h), so a
+ * delivery, another session's STORE or EXPUNGE, or a local Maildir tool
+ * all reach the idling client within moments.
+ */
+#include <stdlib.h>
+#include <strings.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "imap/imap_private.h"
+#include "io/conn.h"
+#include "io/dirwatch.h"
+#include "io/server.h"
+
+static void
+imap_idle_report(struct imap_session *s)
+{
+	if (s->state != IMAP_STATE_SELECTED)
+		return;
+	struct buf out = BUF_INIT;
+	char *error = NULL;
+	/* §3 of RFC 2177: while idling, EXPUNGE may be sent at once. */
+	if (imap_sync_mode(s, IMAP_SYNC_FULL, &out, &error) < 0) {
+		log_err("imap %s: user=%s idle sync failed: %s", s->id, s->address,
+			error != NULL ? error : "?");
+		free(error);
+	}
+	if (out.len > 0)
+		conn_write(s->conn, out.data, out.len);
+	buf_free(&out);
+}
+
+static void
+imap_idle_wake(void *arg)
+{
+	struct imap_session *s = arg;
+	if (s->idling)
+		imap_idle_report(s);
+}
+
+int
+imap_cmd_idle(struct imap_session *s, const struct imap_arg *args, size_t argc)
+{
+	(void)args;
+	if (argc != 0) {
+		imap_reply_bad(s, "Unexpected arguments");
+		return -1;
+	}
+	if (s->state == IMAP_STATE_SELECTED) {
+		static const char *const subs[] = { "new", "cur", NULL };
+		s->idle_watch = dirwatch_add(s->srv->base, s->sel.dir, subs, imap_idle_wake, s);
+	}
+	s->idling = true;
+	conn_writes(s->conn, "+ idling\r\n");
+	return 0;
+}
+
+void
+imap_idle_stop(struct imap_session *s)
+{
+	dirwatch_remove(&s->idle_watch);
+	s->idling = false;
+}
+
+void
+imap_idle_line(struct imap_session *s, const char *line)
+{
+	imap_idle_stop(s);
+	if (strcasecmp(line, "DONE") != 0) {
+		imap_reply_bad(s, "Expected DONE");
+		return;
+	}
+	/* Anything that came in between the last wake-up and DONE. */
+	imap_idle_report(s);
+	conn_printf(s->conn, "%s OK IDLE terminated\r\n", s->tag);
+}

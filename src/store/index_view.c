@@ -1,0 +1,145 @@
+/*
+ * What a session needs to keep its view of a mailbox current: the
+ * mailbox's counters in one query, its messages in one query, the
+ * messages changed since a modseq, and the \Recent claim.
+ */
+#include "store/index.h"
+#include "store/index_private.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/util.h"
+
+int
+index_mailbox_state(struct index *ix, const char *mailbox,
+		    struct index_mailbox_state *r, char **error_r)
+{
+	memset(r, 0, sizeof(*r));
+	sqlite3_stmt *st = index_prepare(ix, "SELECT uidvalidity, uidnext,"
+		" highestmodseq, recentuid,"
+		" (SELECT count(*) FROM messages WHERE mailbox = name)"
+		" FROM mailboxes WHERE name = ?", error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, mailbox, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		r->uidvalidity = (uint32_t)sqlite3_column_int64(st, 0);
+		r->uidnext = (uint32_t)sqlite3_column_int64(st, 1);
+		r->highestmodseq = (uint64_t)sqlite3_column_int64(st, 2);
+		r->recentuid = (uint32_t)sqlite3_column_int64(st, 3);
+		r->count = (uint32_t)sqlite3_column_int64(st, 4);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return index_db_error(ix, "select", error_r);
+	return 0;
+}
+
+static int
+index_entries_query(struct index *ix, const char *mailbox, uint64_t modseq,
+		    struct index_entry **r, size_t *n_r, char **error_r)
+{
+	*r = NULL;
+	*n_r = 0;
+	sqlite3_stmt *st = index_prepare(ix, "SELECT uid, flags, keywords, modseq"
+		" FROM messages WHERE mailbox = ? AND modseq > ? ORDER BY uid", error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, mailbox, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)modseq);
+	size_t cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n_r == cap) {
+			cap = cap == 0 ? 64 : cap * 2;
+			*r = xrealloc(*r, cap * sizeof(**r));
+		}
+		struct index_entry *e = &(*r)[(*n_r)++];
+		e->uid = (uint32_t)sqlite3_column_int64(st, 0);
+		snprintf(e->flags, sizeof(e->flags), "%s",
+			 (const char *)sqlite3_column_text(st, 1));
+		e->keywords = xstrdup((const char *)sqlite3_column_text(st, 2));
+		e->modseq = (uint64_t)sqlite3_column_int64(st, 3);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		index_entries_free(r, n_r);
+		return index_db_error(ix, "select", error_r);
+	}
+	return 0;
+}
+
+int
+index_list(struct index *ix, const char *mailbox, struct index_entry **r,
+	   size_t *n_r, char **error_r)
+{
+	return index_entries_query(ix, mailbox, 0, r, n_r, error_r);
+}
+
+int
+index_changed_since(struct index *ix, const char *mailbox, uint64_t modseq,
+		    struct index_entry **r, size_t *n_r, char **error_r)
+{
+	return index_entries_query(ix, mailbox, modseq, r, n_r, error_r);
+}
+
+void
+index_entries_free(struct index_entry **r, size_t *n)
+{
+	for (size_t i = 0; i < *n; i++)
+		free((*r)[i].keywords);
+	free(*r);
+	*r = NULL;
+	*n = 0;
+}
+
+int
+index_recent_claim(struct index *ix, const char *mailbox, uint32_t *first_r,
+		   uint32_t *end_r, char **error_r)
+{
+	*first_r = *end_r = 0;
+	if (index_exec(ix, "BEGIN IMMEDIATE", error_r) < 0)
+		return -1;
+	sqlite3_stmt *st = index_prepare(ix, "SELECT recentuid, uidnext FROM mailboxes"
+		" WHERE name = ?", error_r);
+	if (st == NULL) {
+		index_rollback(ix);
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, mailbox, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	uint32_t recent = 0, next = 0;
+	if (rc == SQLITE_ROW) {
+		recent = (uint32_t)sqlite3_column_int64(st, 0);
+		next = (uint32_t)sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		index_db_error(ix, "select", error_r);
+		index_rollback(ix);
+		return -1;
+	}
+	if (rc == SQLITE_ROW && recent < next) {
+		st = index_prepare(ix, "UPDATE mailboxes SET recentuid = ? WHERE name = ?",
+				   error_r);
+		if (st == NULL) {
+			index_rollback(ix);
+			return -1;
+		}
+		sqlite3_bind_int64(st, 1, next);
+		sqlite3_bind_text(st, 2, mailbox, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE) {
+			index_db_error(ix, "update", error_r);
+			index_rollback(ix);
+			return -1;
+		}
+		*first_r = recent;
+		*end_r = next;
+	}
+	return index_exec(ix, "COMMIT", error_r);
+}

@@ -1,0 +1,206 @@
+"""Several sessions on one mailbox (RFC 3501 §5.2, §7.4.1), \\Recent
+(§2.3.2) and IDLE (RFC 2177): what one session, an SMTP delivery, POP3 or
+a local Maildir tool changes reaches the others as untagged EXISTS,
+EXPUNGE and FETCH, at their next command or at once while idling."""
+
+import imaplib
+import os
+import poplib
+import re
+import smtplib
+
+import pytest
+
+from tern_harness import TIMEOUT, Raw, free_ports, make_message
+
+DEMO = "demo@example.test"
+PW = "pw"
+
+
+@pytest.fixture
+def imap(tern_factory):
+    port, = free_ports(1)
+    return tern_factory(listen__imap=f"127.0.0.1:{port}"), port
+
+
+def deliver(tern, n, tag="msg"):
+    with smtplib.SMTP("127.0.0.1", tern.smtp_port, timeout=TIMEOUT) as s:
+        for i in range(n):
+            s.sendmail("sender@remote.test", [DEMO],
+                       make_message(f"{tag} {i}", f"Body {i}.\n"))
+
+
+def login(port):
+    m = imaplib.IMAP4("127.0.0.1", port, timeout=TIMEOUT)
+    assert m.login(DEMO, PW)[0] == "OK"
+    return m
+
+
+class Idler:
+    """A raw IMAP session, selected, for what imaplib cannot do: IDLE and
+    reading untagged responses exactly as they come."""
+
+    def __init__(self, port, mailbox="INBOX"):
+        self.raw = Raw(port)
+        assert self.raw.readline().startswith(b"* OK")
+        self.cmd(f'a LOGIN {DEMO} {PW}')
+        self.select = self.cmd(f"b SELECT {mailbox}")
+
+    def cmd(self, line):
+        """Sends a command; returns the untagged lines before its tagged OK."""
+        tag = line.split()[0].encode()
+        self.raw.send(line + "\r\n")
+        lines = []
+        while True:
+            r = self.raw.readline()
+            assert r, "connection closed"
+            if r.startswith(tag + b" "):
+                assert r.startswith(tag + b" OK"), r
+                return lines
+            lines.append(r)
+
+    def idle(self):
+        self.raw.send("i IDLE\r\n")
+        assert self.raw.readline() == b"+ idling\r\n"
+
+    def expect(self, pattern):
+        """Reads untagged lines until one matches; returns all read."""
+        seen = []
+        while True:
+            r = self.raw.readline()
+            assert r, f"closed waiting for {pattern!r}; got {seen}"
+            seen.append(r)
+            if re.match(pattern, r):
+                return seen
+
+    def done(self):
+        self.raw.send("DONE\r\n")
+        return self.expect(rb"i OK IDLE")
+
+    def close(self):
+        self.raw.close()
+
+
+def test_recent_belongs_to_the_first_session(imap):
+    tern, port = imap
+    deliver(tern, 2)
+    ex = Idler.__new__(Idler)
+    ex.raw = Raw(port)
+    ex.raw.readline()
+    ex.cmd(f"a LOGIN {DEMO} {PW}")
+    # EXAMINE sees them recent but does not take them (§6.3.2).
+    assert b"* 2 RECENT\r\n" in ex.cmd("b EXAMINE INBOX")
+    a = Idler(port)
+    assert b"* 2 RECENT\r\n" in a.select
+    b = Idler(port)
+    assert b"* 0 RECENT\r\n" in b.select
+    assert a.cmd("c FETCH 1 FLAGS") == [b"* 1 FETCH (FLAGS (\\Recent))\r\n"]
+    assert b.cmd("c FETCH 1 FLAGS") == [b"* 1 FETCH (FLAGS ())\r\n"]
+    # New mail is recent to the session that notices it first.
+    deliver(tern, 1, "late")
+    got = a.cmd("d NOOP")
+    assert got == [b"* 3 EXISTS\r\n", b"* 3 RECENT\r\n"]
+    assert b.cmd("d NOOP") == [b"* 3 EXISTS\r\n"]
+    for s in (a, b, ex):
+        s.close()
+
+
+def test_idle_sees_delivery_store_and_expunge(imap):
+    tern, port = imap
+    deliver(tern, 3)
+    a = Idler(port)
+    other = login(port)
+    other.select("INBOX")
+    a.idle()
+    deliver(tern, 1, "while idling")
+    lines = a.expect(rb"\* 4 EXISTS")
+    assert lines[-1] == b"* 4 EXISTS\r\n"
+    assert other.store("2", "+FLAGS", "(\\Flagged)")[0] == "OK"
+    lines = a.expect(rb"\* 2 FETCH")
+    # A took the new message as \Recent (it noticed it first), and had 1-3.
+    assert lines[-1] == b"* 2 FETCH (UID 2 FLAGS (\\Flagged \\Recent))\r\n", lines
+    other.store("1", "+FLAGS", "(\\Deleted)")
+    other.expunge()
+    lines = a.expect(rb"\* 1 EXPUNGE")
+    assert lines[-1] == b"* 1 EXPUNGE\r\n"
+    a.done()
+    # The view after IDLE is the mailbox as it is: UIDs 2, 3, 4.
+    fetched = a.cmd("f FETCH 1:* UID")
+    assert [re.search(rb"UID (\d+)", f).group(1) for f in fetched] == [b"2", b"3", b"4"]
+    other.logout()
+    a.close()
+
+
+def test_idle_sees_a_file_dropped_by_a_local_tool(imap):
+    tern, port = imap
+    deliver(tern, 1)
+    a = Idler(port)
+    a.idle()
+    new = os.path.join(tern.maildir(DEMO), "new")
+    tmp = os.path.join(tern.maildir(DEMO), "tmp", "1700000000.M1P1.tool")
+    with open(tmp, "wb") as f:
+        f.write(b"Subject: dropped\n\nby hand\n")
+    os.rename(tmp, os.path.join(new, "1700000000.M1P1.tool"))
+    assert a.expect(rb"\* 2 EXISTS")[-1] == b"* 2 EXISTS\r\n"
+    a.done()
+    assert b"by hand" in b"".join(a.cmd("g FETCH 2 BODY[TEXT]"))
+    a.close()
+
+
+def test_expunge_waits_outside_fetch_store_and_search(imap):
+    """§7.4.1: no EXPUNGE while answering FETCH/STORE by sequence number;
+    UID FETCH and NOOP may carry it."""
+    tern, port = imap
+    deliver(tern, 3)
+    a = Idler(port)
+    other = login(port)
+    other.select("INBOX")
+    other.store("1", "+FLAGS", "(\\Deleted)")
+    other.expunge()
+    # The expunged message is still number 1 here: NO [EXPUNGEISSUED]
+    # (RFC 5530), the others are fetched, and no EXPUNGE yet.
+    a.raw.send("c FETCH 1:* UID\r\n")
+    got = a.expect(rb"c ")
+    assert got == [b"* 2 FETCH (UID 2)\r\n", b"* 3 FETCH (UID 3)\r\n",
+                   b"c NO [EXPUNGEISSUED] Some messages were expunged\r\n"]
+    assert not any(b"EXPUNGE" in g for g in a.cmd("d STORE 3 +FLAGS (\\Seen)"))
+    assert a.cmd("e NOOP") == [b"* 1 EXPUNGE\r\n"]
+    other.logout()
+    b = Idler(port)
+    other = login(port)
+    other.select("INBOX")
+    other.store("1", "+FLAGS", "(\\Deleted)")
+    other.expunge()
+    got = b.cmd("c UID FETCH 1:* FLAGS")
+    assert got[0] == b"* 1 EXPUNGE\r\n"
+    other.logout()
+    a.close()
+    b.close()
+
+
+def test_pop3_deletion_reaches_imap(imap):
+    tern, port = imap
+    deliver(tern, 2)
+    a = Idler(port)
+    p = poplib.POP3("127.0.0.1", tern.pop3_port, timeout=TIMEOUT)
+    p.user(DEMO)
+    p.pass_(PW)
+    p.dele(1)
+    p.quit()
+    assert a.cmd("n NOOP") == [b"* 1 EXPUNGE\r\n"]
+    a.close()
+
+
+def test_idle_needs_done(imap):
+    tern, port = imap
+    a = Idler(port)
+    a.idle()
+    a.raw.send("NOPE\r\n")
+    assert a.raw.readline().startswith(b"i BAD")
+    # The session goes on.
+    assert a.cmd("j NOOP") == []
+    # IDLE in the authenticated state waits for DONE just the same.
+    a.cmd("k UNSELECT")
+    a.idle()
+    a.done()
+    a.close()
