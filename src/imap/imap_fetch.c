@@ -185,27 +185,12 @@ fetch_parse_items(struct fetch_req *req, const struct imap_arg *arg)
 	return 0;
 }
 
-/* Maildir info letters to IMAP system flags. */
-static const struct {
-	char letter;
-	const char *flag;
-} fetch_flags[] = {
-	{ 'R', "\\Answered" }, { 'F', "\\Flagged" }, { 'T', "\\Deleted" },
-	{ 'S', "\\Seen" }, { 'D', "\\Draft" },
-};
-
+/* System flags, \\Recent and keywords: one writer shared with STORE. */
 static void
-fetch_write_flags(struct buf *out, const char *letters)
+fetch_write_flags(struct buf *out, const struct imap_session *s,
+		  const struct index_msg *m)
 {
-	buf_appends(out, "FLAGS (");
-	bool first = true;
-	for (size_t i = 0; i < sizeof(fetch_flags) / sizeof(fetch_flags[0]); i++) {
-		if (strchr(letters, fetch_flags[i].letter) == NULL)
-			continue;
-		buf_appendf(out, "%s%s", first ? "" : " ", fetch_flags[i].flag);
-		first = false;
-	}
-	buf_appends(out, ")");
+	imap_write_msg_flags(out, s, m);
 }
 
 /* §9 date-time: "dd-Mon-yyyy hh:mm:ss +0000", month names not localised. */
@@ -420,10 +405,11 @@ struct fetch_msg {
 };
 
 static void
-fetch_write_item(struct buf *out, const struct fetch_item *it, struct fetch_msg *fm)
+fetch_write_item(struct buf *out, const struct imap_session *s, const struct fetch_item *it,
+		 struct fetch_msg *fm)
 {
 	switch (it->kind) {
-	case F_FLAGS: fetch_write_flags(out, fm->m.flags); break;
+	case F_FLAGS: fetch_write_flags(out, s, &fm->m); break;
 	case F_UID: buf_appendf(out, "UID %u", fm->m.uid); break;
 	case F_INTERNALDATE: fetch_write_date(out, fm->m.internaldate); break;
 	case F_SIZE:
@@ -517,12 +503,12 @@ fetch_one(struct imap_session *s, const struct fetch_req *req, uint32_t seq)
 	for (size_t i = 0; i < req->count; i++) {
 		if (!first)
 			buf_appends(&out, " ");
-		fetch_write_item(&out, &req->items[i], &fm);
+		fetch_write_item(&out, s, &req->items[i], &fm);
 		first = false;
 	}
 	if (fm.seen_set && !req->has_flags) {
 		buf_appends(&out, " ");
-		fetch_write_flags(&out, fm.m.flags);
+		fetch_write_flags(&out, s, &fm.m);
 	}
 	buf_appends(&out, ")\r\n");
 	conn_write(s->conn, out.data, out.len);

@@ -18,8 +18,6 @@
 #include "store/folders.h"
 #include "store/index.h"
 
-#define IMAP_SYSTEM_FLAGS "(\\Answered \\Flagged \\Deleted \\Seen \\Draft)"
-
 /* A mailbox looked at by SELECT, EXAMINE or STATUS. */
 struct imap_mbox {
 	char *name;
@@ -158,9 +156,7 @@ imap_select(struct imap_session *s, const struct imap_arg *args, size_t argc, bo
 	if (imap_mbox_open(s, name, &m) < 0)
 		return 0;
 	struct buf out = BUF_INIT;
-	buf_appends(&out, "* FLAGS " IMAP_SYSTEM_FLAGS "\r\n");
-	buf_appendf(&out, "* OK [PERMANENTFLAGS %s] Flags permitted\r\n",
-		    readonly ? "()" : IMAP_SYSTEM_FLAGS);
+	imap_write_flag_lists(s, m.dir, readonly, &out);
 	buf_appendf(&out, "* %u EXISTS\r\n", m.count);
 	/* No \Recent support yet: no message is ever recent. */
 	buf_appends(&out, "* 0 RECENT\r\n");

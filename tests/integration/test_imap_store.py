@@ -89,7 +89,7 @@ def test_store_flags(imap):
     assert typ == "OK"
     assert data == [b"3 (UID %d FLAGS ())" % u[2]], data
 
-    typ, data = m._simple_command("STORE", "1", "+FLAGS", "(\\Seen $Junk)")
+    typ, data = m._simple_command("STORE", "1", "+FLAGS", "(\\Seen \\Bogus)")
     assert typ == "NO" and b"[CANNOT]" in data[0], data
     assert flags(m, 1) == "\\Answered \\Draft"
     with pytest.raises(imaplib.IMAP4.error):
