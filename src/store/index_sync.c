@@ -332,11 +332,20 @@ index_sync_modseq(struct index_sync_ctx *c)
 	return c->modseq;
 }
 
-/* The keyword names of a file name's letters, from the folder's map. */
+/*
+ * The keyword names of a file name's letters, from the folder's map, read
+ * only for a name that has such letters: a damaged map then stops only
+ * the syncs that need it.
+ */
 static int
 index_sync_keywords(struct index_sync_ctx *c, const char *name,
 		    char **keywords_r, char **error_r)
 {
+	const char *info = index_name_info(name);
+	if (info[strcspn(info, "abcdefghijklmnopqrstuvwxyz")] == '\0') {
+		*keywords_r = xstrdup("");
+		return 0;
+	}
 	if (!c->kwmap_loaded) {
 		if (index_kwmap_load(c->dir, &c->kwmap, error_r) < 0)
 			return -1;

@@ -523,6 +523,10 @@ test_keywords(void)
 	TEST_ASSERT(index_keywords_names(test_root, &names, &count, &err) < 0);
 	free(err);
 	err = NULL;
+	/* ... which stops only the syncs that need the map. */
+	put("new", "1800000000.M1P1Q1.host", "three\n");
+	TEST_ASSERT(sync_ix(ix, &r) == 0 && r.new_count == 1);
+	index_sync_result_free(&r);
 	index_close(&ix);
 	teardown();
 }
