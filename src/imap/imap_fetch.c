@@ -185,7 +185,6 @@ fetch_parse_items(struct fetch_req *req, const struct imap_arg *arg)
 	return 0;
 }
 
-/* Maildir info letters to IMAP system flags. */
 
 /* §9 date-time: "dd-Mon-yyyy hh:mm:ss +0000", month names not localised. */
 static void
@@ -391,7 +390,6 @@ fetch_write_body(struct buf *out, const char *bodystructure)
 }
 
 struct fetch_msg {
-	const struct imap_session *s;
 	uint32_t seq;
 	struct index_msg m;
 	struct buf data;   /* CRLF form, when needed */
@@ -400,13 +398,11 @@ struct fetch_msg {
 };
 
 static void
-fetch_write_item(struct buf *out, const struct fetch_item *it, struct fetch_msg *fm)
+fetch_write_item(struct buf *out, const struct imap_session *s, const struct fetch_item *it,
+		 struct fetch_msg *fm)
 {
 	switch (it->kind) {
-	case F_FLAGS:
-		buf_appends(out, "FLAGS ");
-		imap_write_flags(fm->s, out, fm->m.uid, fm->m.flags, fm->m.keywords);
-		break;
+	case F_FLAGS: imap_write_msg_flags(out, s, &fm->m); break;
 	case F_UID: buf_appendf(out, "UID %u", fm->m.uid); break;
 	case F_INTERNALDATE: fetch_write_date(out, fm->m.internaldate); break;
 	case F_SIZE:
@@ -476,7 +472,6 @@ fetch_one(struct imap_session *s, const struct fetch_req *req, uint32_t seq)
 {
 	struct fetch_msg fm;
 	memset(&fm, 0, sizeof(fm));
-	fm.s = s;
 	fm.seq = seq;
 	int found = 0;
 	char *error = NULL;
@@ -502,12 +497,12 @@ fetch_one(struct imap_session *s, const struct fetch_req *req, uint32_t seq)
 	for (size_t i = 0; i < req->count; i++) {
 		if (!first)
 			buf_appends(&out, " ");
-		fetch_write_item(&out, &req->items[i], &fm);
+		fetch_write_item(&out, s, &req->items[i], &fm);
 		first = false;
 	}
 	if (fm.seen_set && !req->has_flags) {
-		buf_appends(&out, " FLAGS ");
-		imap_write_flags(s, &out, fm.m.uid, fm.m.flags, fm.m.keywords);
+		buf_appends(&out, " ");
+		imap_write_msg_flags(&out, s, &fm.m);
 	}
 	buf_appends(&out, ")\r\n");
 	conn_write(s->conn, out.data, out.len);

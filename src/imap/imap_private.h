@@ -115,6 +115,18 @@ imap_cmd_fn imap_cmd_fetch;
    §6.4.3; RFC 4315). */
 imap_cmd_fn imap_cmd_store, imap_cmd_expunge;
 struct imap_seqset;
+struct index_msg;
+/* "FLAGS (...)" of a message (§7.4.2): system flags, \Recent when it is
+   recent in this session, then its keywords. */
+void imap_write_msg_flags(struct buf *out, const struct imap_session *s,
+			  const struct index_msg *m);
+/*
+ * "* FLAGS (...)" and "* OK [PERMANENTFLAGS (...)]" for the mailbox in
+ * dir (§7.2.6, §7.1): the system flags and its keywords, and \* while it
+ * has room for new keywords; PERMANENTFLAGS () when readonly.
+ */
+void imap_write_flag_lists(const struct imap_session *s, const char *dir,
+			   bool readonly, struct buf *out);
 /*
  * Removes the \Deleted messages (only those whose UIDs are in uids, if
  * not NULL), syncs the index and updates the session's map, writing

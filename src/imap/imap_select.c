@@ -17,8 +17,6 @@
 #include "store/folders.h"
 #include "store/index.h"
 
-#define IMAP_SYSTEM_FLAGS "(\\Answered \\Flagged \\Deleted \\Seen \\Draft)"
-
 /* A mailbox looked at by SELECT, EXAMINE or STATUS. */
 struct imap_mbox {
 	char *name;
@@ -177,9 +175,7 @@ imap_select(struct imap_session *s, const struct imap_arg *args, size_t argc, bo
 	}
 	struct imap_selected *sel = &s->sel;
 	struct buf out = BUF_INIT;
-	buf_appends(&out, "* FLAGS " IMAP_SYSTEM_FLAGS "\r\n");
-	buf_appendf(&out, "* OK [PERMANENTFLAGS %s] Flags permitted\r\n",
-		    readonly ? "()" : IMAP_SYSTEM_FLAGS);
+	imap_write_flag_lists(s, sel->dir, readonly, &out);
 	buf_appendf(&out, "* %u EXISTS\r\n", sel->count);
 	buf_appendf(&out, "* %u RECENT\r\n", sel->recent_count);
 	buf_appendf(&out, "* OK [UIDVALIDITY %u] UIDs valid\r\n", sel->uidvalidity);

@@ -151,12 +151,12 @@ imap_write_flags(const struct imap_session *s, struct buf *out, uint32_t uid,
 		buf_appendf(out, "%s%s", first ? "" : " ", names[i].name);
 		first = false;
 	}
-	if (keywords != NULL && keywords[0] != '\0') {
-		buf_appendf(out, "%s%s", first ? "" : " ", keywords);
+	if (imap_msg_recent(s, uid)) {
+		buf_appendf(out, "%s\\Recent", first ? "" : " ");
 		first = false;
 	}
-	if (imap_msg_recent(s, uid))
-		buf_appendf(out, "%s\\Recent", first ? "" : " ");
+	if (keywords != NULL && keywords[0] != '\0')
+		buf_appendf(out, "%s%s", first ? "" : " ", keywords);
 	buf_appends(out, ")");
 }
 

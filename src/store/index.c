@@ -177,7 +177,7 @@ index_name_uid(const char *name)
 }
 
 /* The letters after ":2,", or "" (a file in new/ has none). */
-static const char *
+const char *
 index_name_info(const char *name)
 {
 	const char *c = strchr(name, ':');
@@ -254,19 +254,24 @@ index_file_date(const char *name, const char *path)
 
 /*
  * The file name with its ":2," letters replaced: system flags from flags,
- * others (lowercase keyword letters of other tools) kept; all sorted, as
- * the Maildir spec asks.
+ * the letters the keyword map names from kwletters (all kept when map is
+ * NULL); other letters of other tools kept. All sorted, as the Maildir
+ * spec asks.
  */
 static char *
-index_name_set_flags(const char *name, const char *flags)
+index_name_set_info(const char *name, const char *flags, const char *kwletters,
+		    const struct index_kwmap *map)
 {
 	const char *info = index_name_info(name);
 	char letters[128];
 	size_t n = 0;
 	for (int c = 0x21; c < 0x7f && n + 1 < sizeof(letters); c++) {
 		bool sys = strchr(INDEX_SYSTEM_FLAGS, c) != NULL;
+		bool kw = c >= 'a' && c <= 'z' && map != NULL &&
+			  map->names[c - 'a'] != NULL;
 		if ((sys && strchr(flags, c) != NULL) ||
-		    (!sys && c != ',' && strchr(info, c) != NULL))
+		    (kw && strchr(kwletters, c) != NULL) ||
+		    (!sys && !kw && c != ',' && strchr(info, c) != NULL))
 			letters[n++] = (char)c;
 	}
 	letters[n] = '\0';
@@ -324,9 +329,10 @@ index_modseq_next(struct index *ix, const char *mailbox, uint64_t *modseq_r,
 	return 0;
 }
 
+/* The row follows the rename; keywords NULL: the column is kept. */
 static int
 index_flags_store(struct index *ix, const char *mailbox, uint32_t uid,
-		  const char *newname, char **error_r)
+		  const char *newname, const char *keywords, char **error_r)
 {
 	uint64_t modseq;
 	if (index_exec(ix, "BEGIN IMMEDIATE", error_r) < 0)
@@ -338,14 +344,19 @@ index_flags_store(struct index *ix, const char *mailbox, uint32_t uid,
 	char flags[8];
 	index_name_flags(newname, flags);
 	sqlite3_stmt *st = index_prepare(ix, "UPDATE messages SET basename = ?,"
-		" flags = ?, modseq = ? WHERE mailbox = ? AND uid = ?", error_r);
+		" flags = ?, keywords = coalesce(?, keywords), modseq = ?"
+		" WHERE mailbox = ? AND uid = ?", error_r);
 	int rc = SQLITE_ERROR;
 	if (st != NULL) {
 		sqlite3_bind_text(st, 1, newname, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, flags, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 3, (sqlite3_int64)modseq);
-		sqlite3_bind_text(st, 4, mailbox, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 5, uid);
+		if (keywords != NULL)
+			sqlite3_bind_text(st, 3, keywords, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st, 3);
+		sqlite3_bind_int64(st, 4, (sqlite3_int64)modseq);
+		sqlite3_bind_text(st, 5, mailbox, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 6, uid);
 		rc = sqlite3_step(st);
 		sqlite3_finalize(st);
 	}
@@ -358,14 +369,15 @@ index_flags_store(struct index *ix, const char *mailbox, uint32_t uid,
 	return index_exec(ix, "COMMIT", error_r);
 }
 
-int
-index_set_flags(struct index *ix, const char *mailbox, const char *dir,
-		uint32_t uid, const char *flags, char **error_r)
+/*
+ * Renames the message's file to carry the flags (and the keyword letters,
+ * unless map is NULL), then updates its row.
+ */
+static int
+index_set_info(struct index *ix, const char *mailbox, const char *dir,
+	       uint32_t uid, const char *flags, const char *kwletters,
+	       const struct index_kwmap *map, char **error_r)
 {
-	if (!index_flags_valid(flags)) {
-		*error_r = xasprintf("invalid flags \"%s\"", flags);
-		return -1;
-	}
 	char *name;
 	if (index_row_name(ix, mailbox, uid, &name, error_r) < 0)
 		return -1;
@@ -373,7 +385,8 @@ index_set_flags(struct index *ix, const char *mailbox, const char *dir,
 		*error_r = xasprintf("no message with UID %u", uid);
 		return -1;
 	}
-	char *newname = index_name_set_flags(name, flags);
+	char *newname = index_name_set_info(name, flags, kwletters, map);
+	char *keywords = map != NULL ? index_kwmap_names_of(map, newname) : NULL;
 	char *cur = xasprintf("%s/cur", dir);
 	char *from = xasprintf("%s/%s", cur, name);
 	char *to = xasprintf("%s/%s", cur, newname);
@@ -387,12 +400,47 @@ index_set_flags(struct index *ix, const char *mailbox, const char *dir,
 		ret = -1;
 	}
 	if (ret == 0)
-		ret = index_flags_store(ix, mailbox, uid, newname, error_r);
+		ret = index_flags_store(ix, mailbox, uid, newname, keywords, error_r);
 	free(name);
 	free(newname);
+	free(keywords);
 	free(cur);
 	free(from);
 	free(to);
+	return ret;
+}
+
+int
+index_set_flags(struct index *ix, const char *mailbox, const char *dir,
+		uint32_t uid, const char *flags, char **error_r)
+{
+	if (!index_flags_valid(flags)) {
+		*error_r = xasprintf("invalid flags \"%s\"", flags);
+		return -1;
+	}
+	return index_set_info(ix, mailbox, dir, uid, flags, NULL, NULL, error_r);
+}
+
+int
+index_set_flags_keywords(struct index *ix, const char *mailbox,
+			 const char *dir, uint32_t uid, const char *flags,
+			 const char *keywords, bool *limit_r, char **error_r)
+{
+	*limit_r = false;
+	if (!index_flags_valid(flags)) {
+		*error_r = xasprintf("invalid flags \"%s\"", flags);
+		return -1;
+	}
+	struct index_kwmap map;
+	char letters[INDEX_KEYWORDS_MAX + 1];
+	if (index_kwmap_load(dir, &map, error_r) < 0)
+		return -1;
+	/* Any new letter is in the durable map before a file carries it. */
+	int ret = index_kwmap_assign(dir, &map, keywords, letters, limit_r, error_r);
+	if (ret == 0)
+		ret = index_set_info(ix, mailbox, dir, uid, flags, letters, &map,
+				     error_r);
+	index_kwmap_clear(&map);
 	return ret;
 }
 

@@ -1,6 +1,7 @@
 #ifndef TERN_STORE_INDEX_H
 #define TERN_STORE_INDEX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -125,5 +126,53 @@ void index_entries_free(struct index_entry **r, size_t *n);
  */
 int index_recent_claim(struct index *ix, const char *mailbox, uint32_t *first_r,
 		       uint32_t *end_r, char **error_r);
+
+/*
+ * Keywords (RFC 3501 §2.3.2 flag-keyword). A message's keywords are the
+ * lowercase letters a-z after ":2," in its file name, the convention other
+ * Maildir tools follow; each folder maps letters to names in its file
+ * "tern-keywords" ("<letter> <name>" lines, written tmp + fsync + rename).
+ * A letter once given keeps its name for good, so that a rebuilt index
+ * reads the same keywords: a folder has at most INDEX_KEYWORDS_MAX of
+ * them. Names match case-insensitively; the first spelling is kept.
+ * Letters with no name in the map (set by other tools) are kept in file
+ * names but are no keyword.
+ */
+#define INDEX_KEYWORDS_MAX 26
+#define INDEX_KEYWORD_LEN_MAX 128
+
+/* A keyword tern keeps: an IMAP atom of at most INDEX_KEYWORD_LEN_MAX
+   printable ASCII characters, not starting with a backslash. */
+bool index_keyword_valid(const char *s, size_t len);
+
+/*
+ * The folder's keywords in letter order, space-separated ("" if none),
+ * and how many letters are given (INDEX_KEYWORDS_MAX: no room for more).
+ */
+int index_keywords_names(const char *dir, char **names_r, size_t *count_r,
+			 char **error_r);
+
+/*
+ * The sorted letters (a-z) for the space-separated keyword names in the
+ * folder dir, giving letters to names not yet mapped; the map is durable
+ * before this returns, so a file may carry the letters at once. For COPY
+ * and APPEND: a new message's name ends in ":2," + its system flag
+ * letters + these letters (uppercase sorts first, so the whole stays
+ * sorted). When the names would need more than INDEX_KEYWORDS_MAX
+ * letters: -1 with *limit_r true (NO [LIMIT]), and nothing is changed;
+ * other errors leave *limit_r false.
+ */
+int index_keywords_letters(const char *dir, const char *keywords,
+			   char letters_r[INDEX_KEYWORDS_MAX + 1], bool *limit_r,
+			   char **error_r);
+
+/*
+ * As index_set_flags, and the keywords replaced by the space-separated
+ * names (letters given as index_keywords_letters does; *limit_r as
+ * there).
+ */
+int index_set_flags_keywords(struct index *ix, const char *mailbox,
+			     const char *dir, uint32_t uid, const char *flags,
+			     const char *keywords, bool *limit_r, char **error_r);
 
 #endif

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "store/index.h"
+
 struct index {
 	sqlite3 *db;
 };
@@ -25,5 +27,23 @@ void index_name_flags(const char *name, char out[8]);
 char *index_name_with_uid(const char *name, uint32_t uid);
 uint64_t index_file_size(const char *name, const char *path);
 time_t index_file_date(const char *name, const char *path);
+/* The letters after ":2," in a Maildir name, or "" (index.c). */
+const char *index_name_info(const char *name);
+
+/* A folder's keyword map (index_keywords.c): names[i] is letter 'a' + i. */
+struct index_kwmap {
+	char *names[INDEX_KEYWORDS_MAX]; /* NULL where no name is given */
+};
+
+/* Reads dir/tern-keywords; a missing file is an empty map. */
+int index_kwmap_load(const char *dir, struct index_kwmap *map_r, char **error_r);
+void index_kwmap_clear(struct index_kwmap *map);
+/* The names of the mapped keyword letters in a Maildir name's info part,
+   space-separated in letter order. */
+char *index_kwmap_names_of(const struct index_kwmap *map, const char *name);
+/* index_keywords_letters on a loaded map (updated when letters are given). */
+int index_kwmap_assign(const char *dir, struct index_kwmap *map,
+		       const char *keywords, char letters_r[INDEX_KEYWORDS_MAX + 1],
+		       bool *limit_r, char **error_r);
 
 #endif

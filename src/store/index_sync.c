@@ -48,6 +48,8 @@ struct index_sync_ctx {
 	uint64_t highestmodseq;
 	uint64_t modseq;          /* 0 until something changes */
 	bool moved_from_new;
+	struct index_kwmap kwmap; /* read when a row is written */
+	bool kwmap_loaded;
 	struct index_sync_result *r;
 };
 
@@ -330,17 +332,44 @@ index_sync_modseq(struct index_sync_ctx *c)
 	return c->modseq;
 }
 
+/*
+ * The keyword names of a file name's letters, from the folder's map, read
+ * only for a name that has such letters: a damaged map then stops only
+ * the syncs that need it.
+ */
+static int
+index_sync_keywords(struct index_sync_ctx *c, const char *name,
+		    char **keywords_r, char **error_r)
+{
+	const char *info = index_name_info(name);
+	if (info[strcspn(info, "abcdefghijklmnopqrstuvwxyz")] == '\0') {
+		*keywords_r = xstrdup("");
+		return 0;
+	}
+	if (!c->kwmap_loaded) {
+		if (index_kwmap_load(c->dir, &c->kwmap, error_r) < 0)
+			return -1;
+		c->kwmap_loaded = true;
+	}
+	*keywords_r = index_kwmap_names_of(&c->kwmap, name);
+	return 0;
+}
+
 static int
 index_row_insert(struct index_sync_ctx *c, uint32_t uid, const char *name,
 		 const char *path, char **error_r)
 {
-	char flags[8];
+	char flags[8], *keywords;
 	index_name_flags(name, flags);
-	sqlite3_stmt *st = index_prepare(c->ix, "INSERT OR REPLACE INTO messages"
-		"(mailbox, uid, basename, flags, internaldate, size_crlf, modseq)"
-		" VALUES (?, ?, ?, ?, ?, ?, ?)", error_r);
-	if (st == NULL)
+	if (index_sync_keywords(c, name, &keywords, error_r) < 0)
 		return -1;
+	sqlite3_stmt *st = index_prepare(c->ix, "INSERT OR REPLACE INTO messages"
+		"(mailbox, uid, basename, flags, internaldate, size_crlf, modseq,"
+		" keywords) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", error_r);
+	if (st == NULL) {
+		free(keywords);
+		return -1;
+	}
 	sqlite3_bind_text(st, 1, c->mailbox, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, uid);
 	sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
@@ -348,30 +377,59 @@ index_row_insert(struct index_sync_ctx *c, uint32_t uid, const char *name,
 	sqlite3_bind_int64(st, 5, (sqlite3_int64)index_file_date(name, path));
 	sqlite3_bind_int64(st, 6, (sqlite3_int64)index_file_size(name, path));
 	sqlite3_bind_int64(st, 7, (sqlite3_int64)index_sync_modseq(c));
+	sqlite3_bind_text(st, 8, keywords, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
 	sqlite3_finalize(st);
+	free(keywords);
 	return rc == SQLITE_DONE ? 0 : index_db_error(c->ix, "insert", error_r);
 }
 
 static int
 index_row_update(struct index_sync_ctx *c, uint32_t uid, const char *name,
-		 char **error_r)
+		 const char *keywords, char **error_r)
 {
 	char flags[8];
 	index_name_flags(name, flags);
 	sqlite3_stmt *st = index_prepare(c->ix, "UPDATE messages SET basename"
-		" = ?, flags = ?, modseq = ? WHERE mailbox = ? AND uid = ?",
-		error_r);
+		" = ?, flags = ?, keywords = ?, modseq = ?"
+		" WHERE mailbox = ? AND uid = ?", error_r);
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, flags, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)index_sync_modseq(c));
-	sqlite3_bind_text(st, 4, c->mailbox, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, uid);
+	sqlite3_bind_text(st, 3, keywords, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)index_sync_modseq(c));
+	sqlite3_bind_text(st, 5, c->mailbox, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, uid);
 	int rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : index_db_error(c->ix, "update", error_r);
+}
+
+/*
+ * A renamed file whose row is known: the row follows the name, and a
+ * change of its system flags or keywords (by mutt and the like) counts.
+ */
+static int
+index_row_follow(struct index_sync_ctx *c, const struct index_row *row,
+		 const char *name, char **error_r)
+{
+	char *was, *now;
+	if (index_sync_keywords(c, row->name, &was, error_r) < 0)
+		return -1;
+	if (index_sync_keywords(c, name, &now, error_r) < 0) {
+		free(was);
+		return -1;
+	}
+	char a[8], b[8];
+	index_name_flags(row->name, a);
+	index_name_flags(name, b);
+	if (strcmp(a, b) != 0 || strcmp(was, now) != 0)
+		c->r->flag_changes++;
+	int r = index_row_update(c, row->uid, name, now, error_r);
+	free(was);
+	free(now);
+	return r;
 }
 
 static void
@@ -423,12 +481,7 @@ index_file_apply(struct index_sync_ctx *c, struct index_file *f,
 	if (r != 0)
 		return r < 0 ? -1 : 0;
 	if (row != NULL) {
-		char a[8], b[8];
-		index_name_flags(row->name, a);
-		index_name_flags(name, b);
-		if (strcmp(a, b) != 0)
-			c->r->flag_changes++;
-		r = index_row_update(c, f->uid, name, error_r);
+		r = index_row_follow(c, row, name, error_r);
 	} else {
 		char *path = xasprintf("%s/cur/%s", c->dir, name);
 		r = index_row_insert(c, f->uid, name, path, error_r);
@@ -538,6 +591,7 @@ index_sync_ctx_free(struct index_sync_ctx *c)
 	for (size_t i = 0; i < c->nrows; i++)
 		free(c->rows[i].name);
 	free(c->rows);
+	index_kwmap_clear(&c->kwmap);
 }
 
 int

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "core/util.h"
 #include "store/index.h"
 #include "test.h"
@@ -380,6 +381,173 @@ test_folder(void)
 	teardown();
 }
 
+static char *
+read_map(void)
+{
+	char *p = xasprintf("%s/tern-keywords", test_root);
+	size_t len;
+	char *s = read_file(p, 65536, &len);
+	free(p);
+	return s;
+}
+
+static void
+write_map(const char *text)
+{
+	char *p = xasprintf("%s/tern-keywords", test_root);
+	FILE *f = fopen(p, "w");
+	TEST_ASSERT(f != NULL);
+	if (f != NULL) {
+		fputs(text, f);
+		fclose(f);
+	}
+	free(p);
+}
+
+static void
+assert_keywords(struct index *ix, uint32_t uid, const char *flags,
+		const char *keywords)
+{
+	struct index_msg m;
+	int found = 0;
+	char *err = NULL;
+	TEST_ASSERT(index_msg_get(ix, "INBOX", test_root, uid, &m, &found, &err) == 0);
+	TEST_ASSERT(found == 1);
+	if (found) {
+		TEST_ASSERT_STREQ(m.flags, flags);
+		TEST_ASSERT_STREQ(m.keywords, keywords);
+	}
+	index_msg_clear(&m);
+}
+
+static void
+test_keywords(void)
+{
+	setup();
+	put("cur", "1700000001.M1P1Q1.host:2,S", "one\n");
+	put("cur", "1700000002.M1P1Q1.host:2,z", "two\n");
+	struct index *ix = open_ix();
+	struct index_sync_result r;
+	TEST_ASSERT(sync_ix(ix, &r) == 0);
+	index_sync_result_free(&r);
+	assert_keywords(ix, 1, "S", "");
+	assert_keywords(ix, 2, "", ""); /* 'z' is no keyword without a name */
+
+	char *err = NULL;
+	bool limit = true;
+	TEST_ASSERT(index_set_flags_keywords(ix, "INBOX", test_root, 1, "S",
+					     "$Forwarded Junk", &limit, &err) == 0);
+	TEST_ASSERT(!limit);
+	char *n = find_cur("1700000001.");
+	TEST_ASSERT_STREQ(n, "1700000001.M1P1Q1.host,U=1:2,Sab");
+	free(n);
+	char *map = read_map();
+	TEST_ASSERT_STREQ(map, "a $Forwarded\nb Junk\n");
+	free(map);
+	assert_keywords(ix, 1, "S", "$Forwarded Junk");
+
+	/* Case-insensitive: the first spelling is kept; system flags alone
+	   keep the letters. */
+	TEST_ASSERT(index_set_flags_keywords(ix, "INBOX", test_root, 1, "S",
+					     "JUNK", &limit, &err) == 0);
+	assert_keywords(ix, 1, "S", "Junk");
+	TEST_ASSERT(index_set_flags(ix, "INBOX", test_root, 1, "FS", &err) == 0);
+	n = find_cur("1700000001.");
+	TEST_ASSERT_STREQ(n, "1700000001.M1P1Q1.host,U=1:2,FSb");
+	free(n);
+	assert_keywords(ix, 1, "FS", "Junk");
+	/* Another tool's letter stays when the keywords change. */
+	TEST_ASSERT(index_set_flags_keywords(ix, "INBOX", test_root, 2, "",
+					     "junk", &limit, &err) == 0);
+	n = find_cur("1700000002.");
+	TEST_ASSERT_STREQ(n, "1700000002.M1P1Q1.host,U=2:2,bz");
+	free(n);
+	assert_keywords(ix, 2, "", "Junk");
+
+	char letters[INDEX_KEYWORDS_MAX + 1];
+	TEST_ASSERT(index_keywords_letters(test_root, "junk  $FORWARDED", letters,
+					   &limit, &err) == 0);
+	TEST_ASSERT_STREQ(letters, "ab");
+	TEST_ASSERT(index_keywords_letters(test_root, "", letters, &limit, &err) == 0);
+	TEST_ASSERT_STREQ(letters, "");
+	TEST_ASSERT(index_keywords_letters(test_root, "bad\\kw", letters, &limit,
+					   &err) < 0 && !limit);
+	free(err);
+	err = NULL;
+
+	/* mutt adds $Forwarded to message 2. */
+	rename_cur("1700000002.M1P1Q1.host,U=2:2,bz",
+		   "1700000002.M1P1Q1.host,U=2:2,Sabz");
+	TEST_ASSERT(sync_ix(ix, &r) == 0);
+	TEST_ASSERT(r.flag_changes == 1);
+	index_sync_result_free(&r);
+	assert_keywords(ix, 2, "S", "$Forwarded Junk");
+
+	/* A rebuilt index reads the same keywords. */
+	TEST_ASSERT(index_rebuild(ix, "INBOX", test_root, &r, &err) == 0);
+	TEST_ASSERT(r.exists == 2 && r.new_count == 0);
+	index_sync_result_free(&r);
+	assert_keywords(ix, 1, "FS", "Junk");
+	assert_keywords(ix, 2, "S", "$Forwarded Junk");
+
+	/* 26 letters at most; the 27th name changes nothing. */
+	struct buf kw = BUF_INIT;
+	for (int i = 0; i < 24; i++)
+		buf_appendf(&kw, "k%d ", i);
+	TEST_ASSERT(index_keywords_letters(test_root, kw.data, letters, &limit,
+					   &err) == 0);
+	TEST_ASSERT(strlen(letters) == 24 && letters[0] == 'c');
+	buf_free(&kw);
+	char *names = NULL;
+	size_t count = 0;
+	TEST_ASSERT(index_keywords_names(test_root, &names, &count, &err) == 0);
+	TEST_ASSERT(count == 26 && strncmp(names, "$Forwarded Junk k0 k1 ", 22) == 0);
+	free(names);
+	map = read_map();
+	TEST_ASSERT(index_set_flags_keywords(ix, "INBOX", test_root, 1, "S",
+					     "Junk k23 Extra", &limit, &err) < 0);
+	TEST_ASSERT(limit);
+	free(err);
+	err = NULL;
+	char *map2 = read_map();
+	TEST_ASSERT_STREQ(map, map2);
+	free(map);
+	free(map2);
+	assert_keywords(ix, 1, "FS", "Junk");
+	TEST_ASSERT(index_set_flags_keywords(ix, "INBOX", test_root, 1, "S",
+					     "k23 junk", &limit, &err) == 0);
+	assert_keywords(ix, 1, "S", "Junk k23");
+
+	/* A garbled map is an error, never a guess. */
+	write_map("a $Forwarded\nb Junk\nb Twice\n");
+	TEST_ASSERT(index_keywords_names(test_root, &names, &count, &err) < 0);
+	free(err);
+	err = NULL;
+	/* ... which stops only the syncs that need the map. */
+	put("new", "1800000000.M1P1Q1.host", "three\n");
+	TEST_ASSERT(sync_ix(ix, &r) == 0 && r.new_count == 1);
+	index_sync_result_free(&r);
+	index_close(&ix);
+	teardown();
+}
+
+static void
+test_keyword_valid(void)
+{
+	TEST_ASSERT(index_keyword_valid("$Forwarded", 10));
+	TEST_ASSERT(index_keyword_valid("Junk", 4));
+	TEST_ASSERT(!index_keyword_valid("\\Seen", 5));
+	TEST_ASSERT(!index_keyword_valid("a b", 3));
+	TEST_ASSERT(!index_keyword_valid("a]", 2));
+	TEST_ASSERT(!index_keyword_valid("a%", 2));
+	TEST_ASSERT(!index_keyword_valid("", 0));
+	TEST_ASSERT(!index_keyword_valid("\xc3\xa9", 2));
+	char big[INDEX_KEYWORD_LEN_MAX + 2];
+	memset(big, 'x', sizeof(big));
+	TEST_ASSERT(index_keyword_valid(big, INDEX_KEYWORD_LEN_MAX));
+	TEST_ASSERT(!index_keyword_valid(big, INDEX_KEYWORD_LEN_MAX + 1));
+}
+
 int
 main(void)
 {
@@ -389,5 +557,7 @@ main(void)
 	test_run("rebuild keeps UIDs, UIDVALIDITY, UIDNEXT floor", test_rebuild);
 	test_run("duplicate U= gets a new UID", test_duplicate_uid);
 	test_run("folders are indexed apart", test_folder);
+	test_run("keywords: letters, map, mutt, rebuild, limit", test_keywords);
+	test_run("keyword atoms", test_keyword_valid);
 	return test_done();
 }
