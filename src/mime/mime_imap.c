@@ -151,7 +151,7 @@ hdrs_push(struct mime_imap_hdrs *hdrs, const char *line, size_t len)
 static const char *
 hdrs_parse(const char *p, const char *end, struct mime_imap_hdrs *hdrs)
 {
-	const char *field = NULL;
+	const char *field = NULL, *body = end;
 
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -159,7 +159,7 @@ hdrs_parse(const char *p, const char *end, struct mime_imap_hdrs *hdrs)
 		size_t len = (size_t)(next - p);
 
 		if (len <= 2 && (len == 1 || p[0] == '\r') && nl != NULL) {
-			p = next; /* the empty line ends the header */
+			body = next; /* the empty line ends the header */
 			break;
 		}
 		if (field != NULL && (*p == ' ' || *p == '\t')) {
@@ -171,9 +171,10 @@ hdrs_parse(const char *p, const char *end, struct mime_imap_hdrs *hdrs)
 		field = p;
 		p = next;
 	}
-	if (field != NULL) /* CR and LF are dropped when unfolding */
+	/* The last field ends before the empty line. */
+	if (field != NULL)
 		hdrs_push(hdrs, field, (size_t)(p - field));
-	return p;
+	return body;
 }
 
 static size_t
