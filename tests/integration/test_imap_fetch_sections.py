@@ -93,6 +93,7 @@ def test_part_numbers(imap):
     assert text.endswith(b"--outer--\r\nEpilogue.\r\n")
     assert b"\\Seen" not in fetch(m, "FLAGS")[0]
     m.logout()
+    assert tern.stop() == 0 and "Sanitizer" not in tern.log()
 
 
 def test_missing_parts(imap):
@@ -178,6 +179,7 @@ def test_bad_sections(imap):
                 m.fetch("1", f"(BODY.PEEK[{spec}])")
         assert fetch(m, "UID")[0].startswith(b"1 (UID ")
         m.logout()
+    assert tern.stop() == 0 and "Sanitizer" not in tern.log()
 
 
 def index_row(tern):
@@ -230,3 +232,4 @@ def test_cache(imap):
         path.with_name(path.name + ".x").rename(path)
     m.logout()
     assert tern.running()
+    assert tern.stop() == 0 and "Sanitizer" not in tern.log()
