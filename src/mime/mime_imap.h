@@ -26,6 +26,14 @@ mime_imap_describe(const char *data, size_t len, char **envelope_r,
 		   char **bodystructure_r, char **error_r);
 
 /*
+ * Appends BODY, the BODYSTRUCTURE text of mime_imap_describe without its
+ * extension data (RFC 3501 7.4.2). -1, and nothing appended, if the text
+ * is not such a BODYSTRUCTURE.
+ */
+int
+mime_imap_body_strip(const char *bodystructure, struct buf *out);
+
+/*
  * Where a part named by section part numbers is (RFC 3501 6.4.5), as
  * offsets into msg, which must be in CRLF form (as FETCH sends it).
  * count 0 names the whole message. Offsets: start is the part's MIME

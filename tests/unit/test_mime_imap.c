@@ -358,6 +358,29 @@ test_header_fields(void)
 	fields("Fromage: x\r\n\r\n", from, 1, false, "\r\n");
 }
 
+/* BODY: BODYSTRUCTURE without extension data, at every level. */
+static void
+test_body_strip(void)
+{
+	char *bs = read_golden("rfc822", "bodystructure");
+	struct buf b = BUF_INIT;
+
+	TEST_ASSERT(bs != NULL && mime_imap_body_strip(bs, &b) == 0);
+	TEST_ASSERT_STREQ(b.data,
+		"((\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 10 1)"
+		"(\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 121 "
+		"(\"Sun, 22 Nov 2026 12:00:00 +0000\" \"Inner\" "
+		"((NIL NIL \"inner\" \"example.org\")) ((NIL NIL \"inner\" \"example.org\")) "
+		"((NIL NIL \"inner\" \"example.org\")) ((NIL NIL \"y\" \"example.org\")) "
+		"NIL NIL NIL NIL) (\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL "
+		"\"7BIT\" 20 2) 7) \"MIXED\")");
+	buf_reset(&b);
+	TEST_ASSERT(mime_imap_body_strip("(\"TEXT\" \"PLAIN\"", &b) == -1);
+	TEST_ASSERT(b.len == 0);
+	buf_free(&b);
+	free(bs);
+}
+
 /* Random bytes built from MIME-ish pieces must never crash. */
 static void
 test_fuzz(void)
@@ -409,6 +432,7 @@ main(void)
 	test_run("part_find_nested", test_part_find_nested);
 	test_run("part_find_single", test_part_find_single);
 	test_run("header_fields", test_header_fields);
+	test_run("body_strip", test_body_strip);
 	test_run("fuzz", test_fuzz);
 	g_mime_shutdown();
 	return test_done();
