@@ -58,7 +58,8 @@ mime_imap_part_find(const char *msg, size_t len, const unsigned *nums,
  * with exclude, are not) among names, compared without regard to case:
  * each field byte-exact with its folded lines, in message order, then the
  * empty line if the header ends with one (HEADER.FIELDS[.NOT], RFC 3501
- * 6.4.5). Lines without a colon are not fields and are left out.
+ * 6.4.5). Lines without a colon are not fields and are left out, and so
+ * are fields past the 2000th (the bound every header walk here has).
  */
 void
 mime_imap_header_fields(const char *hdr, size_t len, const char *const *names,
