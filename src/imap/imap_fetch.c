@@ -1,13 +1,18 @@
 /*
  * FETCH and UID FETCH (RFC 3501 §6.4.5, §6.4.8, §7.4.2): FLAGS, UID,
- * INTERNALDATE, RFC822.SIZE, ENVELOPE, BODYSTRUCTURE, BODY, BODY[],
- * BODY[HEADER], BODY[TEXT] (and .PEEK, partial <n.m>), RFC822,
- * RFC822.HEADER, RFC822.TEXT, and the macros ALL, FAST, FULL.
+ * INTERNALDATE, RFC822.SIZE, ENVELOPE, BODYSTRUCTURE, BODY,
+ * BODY[section]<partial> and BODY.PEEK (sections in
+ * imap_fetch_section.c), RFC822, RFC822.HEADER, RFC822.TEXT, and the
+ * macros ALL, FAST, FULL.
  *
- * Limits of this slice: a message is read whole into memory (bounded by
+ * ENVELOPE and BODYSTRUCTURE (and BODY, derived from it) are computed
+ * once per message, by the first session that asks, and kept in the
+ * index (index_cache_*): a FETCH of them, or of anything else the index
+ * holds, does not open the message file.
+ *
+ * Limits: a message is read whole into memory (bounded by
  * message_size_limit plus room for the delivery's added header fields)
- * and its literal is built in a buf rather than streamed;
- * no section numbers or HEADER.FIELDS yet (BAD).
+ * and its literal is built in a buf rather than streamed.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,6 +24,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "imap/imap_fetch_section.h"
 #include "imap/imap_parse.h"
 #include "imap/imap_private.h"
 #include "imap/imap_seqset.h"
@@ -36,11 +42,10 @@ enum fetch_kind {
 	F_SECTION,
 };
 
-enum fetch_part { PART_ALL, PART_HEADER, PART_TEXT };
-
 struct fetch_item {
 	enum fetch_kind kind;
-	enum fetch_part part;
+	enum imap_section_text text; /* RFC822*: the fixed section */
+	struct imap_section sec;     /* F_SECTION; owns memory */
 	bool peek;
 	const char *name;   /* the response name of RFC822*; NULL for BODY[...] */
 	bool partial;
@@ -63,10 +68,11 @@ static const struct fetch_item fetch_simple[] = {
 	{ .kind = F_ENVELOPE, .name = "ENVELOPE" },
 	{ .kind = F_BODYSTRUCTURE, .name = "BODYSTRUCTURE" },
 	{ .kind = F_BODY, .name = "BODY" },
-	{ .kind = F_SECTION, .part = PART_ALL, .name = "RFC822" },
+	{ .kind = F_SECTION, .text = IMAP_SECTION_BODY, .name = "RFC822" },
 	/* §6.4.5: RFC822.HEADER is the same as BODY.PEEK[HEADER]. */
-	{ .kind = F_SECTION, .part = PART_HEADER, .peek = true, .name = "RFC822.HEADER" },
-	{ .kind = F_SECTION, .part = PART_TEXT, .name = "RFC822.TEXT" },
+	{ .kind = F_SECTION, .text = IMAP_SECTION_HEADER, .peek = true,
+	  .name = "RFC822.HEADER" },
+	{ .kind = F_SECTION, .text = IMAP_SECTION_TEXT, .name = "RFC822.TEXT" },
 };
 
 /* §6.4.5 macros; only valid alone, not inside a list. */
@@ -77,10 +83,6 @@ static const struct {
 	{ "ALL", { "FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", NULL } },
 	{ "FAST", { "FLAGS", "INTERNALDATE", "RFC822.SIZE", NULL } },
 	{ "FULL", { "FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY" } },
-};
-
-static const char *const fetch_part_names[] = {
-	[PART_ALL] = "", [PART_HEADER] = "HEADER", [PART_TEXT] = "TEXT",
 };
 
 /* "<n.m>" at s: -1 if malformed. */
@@ -116,18 +118,14 @@ fetch_parse_section(const char *s, struct fetch_item *it)
 	} else {
 		return -1;
 	}
-	const char *close = strchr(s, ']');
-	if (close == NULL)
+	const char *end, *error;
+	if (imap_section_parse(s, &it->sec, &end, &error) < 0)
 		return -1;
-	size_t n = (size_t)(close - s);
-	for (size_t i = 0; i < sizeof(fetch_part_names) / sizeof(fetch_part_names[0]); i++) {
-		if (strlen(fetch_part_names[i]) == n &&
-		    strncasecmp(s, fetch_part_names[i], n) == 0) {
-			it->part = (enum fetch_part)i;
-			return fetch_parse_partial(close + 1, it);
-		}
+	if (fetch_parse_partial(end, it) < 0) {
+		imap_section_clear(&it->sec);
+		return -1;
 	}
-	return -1;
+	return 0;
 }
 
 static int
@@ -140,6 +138,8 @@ fetch_add_item(struct fetch_req *req, const char *word)
 	for (size_t i = 0; i < sizeof(fetch_simple) / sizeof(fetch_simple[0]); i++) {
 		if (strcasecmp(word, fetch_simple[i].name) == 0) {
 			*it = fetch_simple[i];
+			if (it->kind == F_SECTION)
+				imap_section_init(&it->sec, it->text);
 			found = true;
 		}
 	}
@@ -150,7 +150,7 @@ fetch_add_item(struct fetch_req *req, const char *word)
 	req->has_uid |= it->kind == F_UID;
 	req->need_mime |= it->kind == F_ENVELOPE || it->kind == F_BODYSTRUCTURE ||
 			  it->kind == F_BODY;
-	req->need_data |= req->need_mime || it->kind == F_SECTION;
+	req->need_data |= it->kind == F_SECTION;
 	req->sets_seen |= it->kind == F_SECTION && !it->peek;
 	return 0;
 }
@@ -213,180 +213,48 @@ fetch_to_crlf(const char *data, size_t len, struct buf *out)
 	buf_append(out, data + start, len - start);
 }
 
-/* A section of the CRLF message; the header includes its blank line. */
-static void
-fetch_part_bounds(const struct buf *msg, enum fetch_part part, size_t *start_r, size_t *len_r)
-{
-	const char *sep = msg->len > 0 ? memmem(msg->data, msg->len, "\r\n\r\n", 4) : NULL;
-	size_t hdr = sep != NULL ? (size_t)(sep - msg->data) + 4 : msg->len;
-	if (msg->len >= 2 && memcmp(msg->data, "\r\n", 2) == 0)
-		hdr = 2; /* an empty header */
-	*start_r = part == PART_TEXT ? hdr : 0;
-	*len_r = part == PART_ALL ? msg->len : part == PART_HEADER ? hdr : msg->len - hdr;
-}
-
+/*
+ * A section of the CRLF message. A part that does not exist is sent as
+ * the empty string: §6.4.5 answers an origin past the end of a text with
+ * one, a missing part holds no text either, and a string is what a client
+ * expects there (NIL, also allowed by §9 nstring, trips some clients).
+ */
 static void
 fetch_write_section(struct buf *out, const struct fetch_item *it, const struct buf *msg)
 {
-	size_t start, len;
-	fetch_part_bounds(msg, it->part, &start, &len);
+	struct buf tmp = BUF_INIT;
+	const char *data = "";
+	size_t len = 0;
+	bool found = imap_section_extract(&it->sec, msg->data != NULL ? msg->data : "",
+					  msg->len, &tmp, &data, &len) == 0;
 	if (it->name != NULL)
 		buf_appends(out, it->name);
 	else
-		buf_appendf(out, "BODY[%s]", fetch_part_names[it->part]);
+		buf_appendf(out, "BODY[%s]", it->sec.name);
 	if (it->partial) {
-		/* §6.4.5: an origin past the end gives an empty string. */
+		/* §6.4.5: an origin past the end gives an empty string; the
+		   response names the origin only (§7.4.2). */
 		uint64_t off = it->offset < len ? it->offset : len;
 		uint64_t n = it->length < len - off ? it->length : len - off;
 		buf_appendf(out, "<%llu>", (unsigned long long)it->offset);
-		start += (size_t)off;
+		data += (size_t)off;
 		len = (size_t)n;
 	}
-	buf_appendf(out, " {%zu}\r\n", len);
-	buf_append(out, msg->data + start, len);
-}
-
-/*
- * BODY is BODYSTRUCTURE without extension data (§7.4.2). The text comes
- * from mime_imap_describe, so it is well-formed; these walk it anyway
- * with bounds and give up (-1) on anything unexpected.
- */
-static int
-bs_skip(const char **p, const char *end)
-{
-	const char *s = *p;
-	if (s >= end)
-		return -1;
-	if (*s == '"') {
-		for (s++; s < end && *s != '"'; s++) {
-			if (*s == '\\')
-				s++;
-		}
-		if (s >= end)
-			return -1;
-		*p = s + 1;
-		return 0;
+	if (!found)
+		buf_appends(out, " \"\"");
+	else {
+		buf_appendf(out, " {%zu}\r\n", len);
+		buf_append(out, data, len);
 	}
-	if (*s == '{') {
-		char *e;
-		unsigned long long n = strtoull(s + 1, &e, 10);
-		if (e >= end || *e != '}' || (unsigned long long)(end - e) < 3 + n)
-			return -1;
-		*p = e + 3 + n;
-		return 0;
-	}
-	if (*s == '(') {
-		for (s++; s < end && *s != ')';) {
-			if (*s == ' ')
-				s++;
-			else if (bs_skip(&s, end) < 0)
-				return -1;
-		}
-		if (s >= end)
-			return -1;
-		*p = s + 1;
-		return 0;
-	}
-	while (s < end && *s != ' ' && *s != '(' && *s != ')')
-		s++;
-	if (s == *p)
-		return -1;
-	*p = s;
-	return 0;
-}
-
-static int bs_strip(const char **p, const char *end, struct buf *out);
-
-/* Copies n space-separated values of a single part. */
-static int
-bs_copy_fields(const char **p, const char *end, size_t n, struct buf *out)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (i > 0) {
-			if (*p >= end || **p != ' ')
-				return -1;
-			(*p)++;
-			buf_appendc(out, ' ');
-		}
-		const char *start = *p;
-		if (bs_skip(p, end) < 0)
-			return -1;
-		buf_append(out, start, (size_t)(*p - start));
-	}
-	return 0;
-}
-
-/* The fields of a single part: 7 basic ones, then "lines" for TEXT, or
-   envelope, body and lines for MESSAGE/RFC822 (§9 body-type-1part). */
-static int
-bs_strip_single(const char **p, const char *end, struct buf *out)
-{
-	bool text = (size_t)(end - *p) > 7 && strncmp(*p, "\"TEXT\" ", 7) == 0;
-	bool msg = (size_t)(end - *p) > 19 && strncmp(*p, "\"MESSAGE\" \"RFC822\" ", 19) == 0;
-	if (bs_copy_fields(p, end, msg ? 8 : text ? 8 : 7, out) < 0)
-		return -1;
-	if (!msg)
-		return 0;
-	if (*p >= end || **p != ' ')
-		return -1;
-	(*p)++;
-	buf_appendc(out, ' ');
-	if (bs_strip(p, end, out) < 0)
-		return -1;
-	buf_appendc(out, ' ');
-	if (*p >= end || **p != ' ')
-		return -1;
-	(*p)++;
-	return bs_copy_fields(p, end, 1, out);
-}
-
-static int
-bs_strip(const char **p, const char *end, struct buf *out)
-{
-	const char *s = *p;
-	if (s >= end || *s != '(')
-		return -1;
-	s++;
-	buf_appendc(out, '(');
-	if (s < end && *s == '(') {
-		/* body-type-mpart: 1*body SP media-subtype */
-		while (s < end && *s == '(') {
-			if (bs_strip(&s, end, out) < 0)
-				return -1;
-		}
-		if (s >= end || *s != ' ')
-			return -1;
-		s++;
-		buf_appendc(out, ' ');
-		if (bs_copy_fields(&s, end, 1, out) < 0)
-			return -1;
-	} else if (bs_strip_single(&s, end, out) < 0) {
-		return -1;
-	}
-	while (s < end && *s != ')') { /* the extension data */
-		if (*s == ' ')
-			s++;
-		else if (bs_skip(&s, end) < 0)
-			return -1;
-	}
-	if (s >= end)
-		return -1;
-	buf_appendc(out, ')');
-	*p = s + 1;
-	return 0;
+	buf_free(&tmp);
 }
 
 static void
 fetch_write_body(struct buf *out, const char *bodystructure)
 {
-	struct buf body = BUF_INIT;
-	const char *p = bodystructure;
 	buf_appends(out, "BODY ");
-	if (bs_strip(&p, p + strlen(p), &body) == 0)
-		buf_append(out, body.data, body.len);
-	else
+	if (mime_imap_body_strip(bodystructure, out) < 0)
 		buf_appends(out, bodystructure); /* extensions do no harm */
-	buf_free(&body);
 }
 
 struct fetch_msg {
@@ -417,12 +285,39 @@ fetch_write_item(struct buf *out, const struct imap_session *s, const struct fet
 	}
 }
 
+/*
+ * ENVELOPE and BODYSTRUCTURE computed from the file, then cached. A
+ * failure to store only costs the next FETCH the same work again, so it
+ * is logged, not answered.
+ */
+static int
+fetch_describe(struct imap_session *s, struct fetch_msg *fm, char **error_r)
+{
+	if (mime_imap_describe(fm->data.data != NULL ? fm->data.data : "", fm->data.len,
+			       &fm->envelope, &fm->bodystructure, error_r) < 0)
+		return -1;
+	char *error = NULL;
+	if (index_cache_set(s->index, s->sel.name, fm->m.uid, fm->envelope,
+			    fm->bodystructure, &error) < 0) {
+		log_warn("imap %s: user=%s uid %u not cached: %s", s->id, s->address,
+			 fm->m.uid, error);
+		free(error);
+	}
+	return 0;
+}
+
 /* Reads the file and what is derived from it; \Seen set if asked (§6.4.5). */
 static int
 fetch_load(struct imap_session *s, const struct fetch_req *req, struct fetch_msg *fm,
 	   char **error_r)
 {
-	if (req->need_data) {
+	/* The cache first: a FETCH it answers does not open the file. */
+	if (req->need_mime && index_cache_get(s->index, s->sel.name, fm->m.uid,
+					      &fm->envelope, &fm->bodystructure,
+					      error_r) < 0)
+		return -1;
+	bool describe = req->need_mime && fm->envelope == NULL;
+	if (req->need_data || describe) {
 		size_t max = s->srv->cfg->message_size_limit + IMAP_FETCH_ADDED_MAX, len;
 		char *raw = read_file(fm->m.path, max, &len);
 		if (raw == NULL) {
@@ -432,9 +327,7 @@ fetch_load(struct imap_session *s, const struct fetch_req *req, struct fetch_msg
 		fetch_to_crlf(raw, len, &fm->data);
 		free(raw);
 	}
-	if (req->need_mime && mime_imap_describe(fm->data.data != NULL ? fm->data.data : "",
-						 fm->data.len, &fm->envelope,
-						 &fm->bodystructure, error_r) < 0)
+	if (describe && fetch_describe(s, fm, error_r) < 0)
 		return -1;
 	if (req->sets_seen && !s->sel.readonly && strchr(fm->m.flags, 'S') == NULL) {
 		/* At most the five letters "DFRST": room for one more. */
@@ -547,6 +440,16 @@ fetch_all(struct imap_session *s, const struct fetch_req *req, struct imap_seqse
 	return failed;
 }
 
+static void
+fetch_req_free(struct fetch_req **reqp)
+{
+	struct fetch_req *req = *reqp;
+	for (size_t i = 0; i < req->count; i++)
+		imap_section_clear(&req->items[i].sec);
+	free(req);
+	*reqp = NULL;
+}
+
 int
 imap_cmd_fetch(struct imap_session *s, const struct imap_arg *args, size_t argc)
 {
@@ -564,7 +467,7 @@ imap_cmd_fetch(struct imap_session *s, const struct imap_arg *args, size_t argc)
 	req->uid_cmd = imap_parser_uid(s->parser);
 	if (fetch_parse_items(req, &args[1]) < 0) {
 		imap_seqset_free(&set);
-		free(req);
+		fetch_req_free(&req);
 		imap_reply_bad(s, "Unknown or unsupported fetch item");
 		return -1;
 	}
@@ -582,6 +485,6 @@ imap_cmd_fetch(struct imap_session *s, const struct imap_arg *args, size_t argc)
 	else
 		conn_printf(s->conn, "%s OK %s completed\r\n", s->tag, what);
 	imap_seqset_free(&set);
-	free(req);
+	fetch_req_free(&req);
 	return 0;
 }

@@ -151,7 +151,7 @@ hdrs_push(struct mime_imap_hdrs *hdrs, const char *line, size_t len)
 static const char *
 hdrs_parse(const char *p, const char *end, struct mime_imap_hdrs *hdrs)
 {
-	const char *field = NULL;
+	const char *field = NULL, *body = end;
 
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -159,7 +159,7 @@ hdrs_parse(const char *p, const char *end, struct mime_imap_hdrs *hdrs)
 		size_t len = (size_t)(next - p);
 
 		if (len <= 2 && (len == 1 || p[0] == '\r') && nl != NULL) {
-			p = next; /* the empty line ends the header */
+			body = next; /* the empty line ends the header */
 			break;
 		}
 		if (field != NULL && (*p == ' ' || *p == '\t')) {
@@ -171,9 +171,10 @@ hdrs_parse(const char *p, const char *end, struct mime_imap_hdrs *hdrs)
 		field = p;
 		p = next;
 	}
-	if (field != NULL) /* CR and LF are dropped when unfolding */
+	/* The last field ends before the empty line. */
+	if (field != NULL)
 		hdrs_push(hdrs, field, (size_t)(p - field));
-	return p;
+	return body;
 }
 
 static size_t
@@ -295,7 +296,7 @@ is_identity_encoding(const char *enc)
 static void
 write_leaf(struct mime_walk *w, const struct mime_imap_hdrs *hdrs,
 	   GMimeContentType *ct, const char *type, const char *subtype,
-	   const char *body, const char *end, int depth)
+	   const char *body, const char *end, int depth, bool message)
 {
 	struct buf *out = w->out;
 	char *id = mime_imap_hdr_value(hdrs, "Content-ID");
@@ -319,9 +320,7 @@ write_leaf(struct mime_walk *w, const struct mime_imap_hdrs *hdrs,
 	buf_appendc(out, ' ');
 	write_upper(out, enc != NULL ? enc : "7bit");
 	buf_appendf(out, " %zu", (size_t)(end - body));
-	if (strcasecmp(type, "message") == 0 &&
-	    strcasecmp(subtype, "rfc822") == 0 &&
-	    is_identity_encoding(enc != NULL ? enc : "7bit")) {
+	if (message) {
 		struct mime_imap_hdrs inner = { NULL, 0, 0 };
 		hdrs_parse(body, end, &inner);
 		buf_appendc(out, ' ');
@@ -358,39 +357,77 @@ is_delimiter(const char *p, const char *end, const char *boundary,
 	       *p == '\n';
 }
 
-/* Emits each body part between the delimiters; an unterminated last part
- * runs to the end. Returns the number of parts written. */
+/* The body parts of a multipart body, one at a time (see children_next). */
+struct mime_children {
+	const char *p, *end;
+	const char *part;   /* start of the part under way, NULL before one */
+	const char *boundary;
+	size_t blen;
+};
+
+static void
+children_init(struct mime_children *c, const char *body, const char *end,
+	      const char *boundary)
+{
+	c->p = body;
+	c->end = end;
+	c->part = NULL;
+	c->boundary = boundary;
+	c->blen = strlen(boundary);
+}
+
+/* The next body part between the delimiters, in [*start_r, *end_r);
+ * false when there is none. The close delimiter ends the list; an
+ * unterminated last part runs to the end of the body. */
+static bool
+children_next(struct mime_children *c, const char **start_r,
+	      const char **end_r)
+{
+	while (c->p < c->end) {
+		const char *line = c->p;
+		const char *nl = memchr(line, '\n', (size_t)(c->end - line));
+		const char *next = nl != NULL ? nl + 1 : c->end;
+		const char *part = c->part;
+		bool close;
+
+		c->p = next;
+		if (!is_delimiter(line, next, c->boundary, c->blen, &close))
+			continue;
+		c->part = close ? NULL : next;
+		if (close)
+			c->p = c->end;
+		if (part == NULL)
+			continue;
+		/* The CRLF before the delimiter is its own. */
+		if (line > part && line[-1] == '\n')
+			line--;
+		if (line > part && line[-1] == '\r')
+			line--;
+		*start_r = part;
+		*end_r = line;
+		return true;
+	}
+	if (c->part == NULL)
+		return false;
+	*start_r = c->part;
+	*end_r = c->end;
+	c->part = NULL;
+	return true;
+}
+
+/* Emits each body part; returns the number of parts written. */
 static size_t
 write_children(struct mime_walk *w, const char *body, const char *end,
 	       const char *boundary, int depth, bool digest)
 {
-	size_t blen = strlen(boundary), n = 0;
-	const char *p = body, *part = NULL;
+	struct mime_children c;
+	const char *start, *pend;
+	size_t n = 0;
 
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *next = nl != NULL ? nl + 1 : end;
-		bool close;
-
-		if (is_delimiter(p, next, boundary, blen, &close)) {
-			if (part != NULL && w->parts < MIME_IMAP_MAX_PARTS) {
-				/* The CRLF before the delimiter is its own. */
-				const char *pend = p;
-				if (pend > part && pend[-1] == '\n')
-					pend--;
-				if (pend > part && pend[-1] == '\r')
-					pend--;
-				write_part(w, part, pend, depth + 1, digest);
-				n++;
-			}
-			part = close ? NULL : next;
-			if (close)
-				return n;
-		}
-		p = next;
-	}
-	if (part != NULL && w->parts < MIME_IMAP_MAX_PARTS) {
-		write_part(w, part, end, depth + 1, digest);
+	children_init(&c, body, end, boundary);
+	while (w->parts < MIME_IMAP_MAX_PARTS &&
+	       children_next(&c, &start, &pend)) {
+		write_part(w, start, pend, depth + 1, digest);
 		n++;
 	}
 	return n;
@@ -421,42 +458,75 @@ write_multipart(struct mime_walk *w, const struct mime_imap_hdrs *hdrs,
 	buf_appendc(w->out, ')');
 }
 
-/* One entity: header, then body up to end. Without Content-Type it is
- * text/plain; charset=us-ascii, or message/rfc822 inside a digest
- * (RFC 2045 5.2, RFC 2046 5.1.5). */
+/* One entity: its header fields and its media type, defaults applied. */
+struct mime_entity {
+	struct mime_imap_hdrs hdrs;
+	const char *start, *body, *end;
+	char *ct_value;
+	GMimeContentType *ct;
+	const char *type, *subtype;
+	bool multipart;  /* walked as a multipart */
+	bool message;    /* a message/rfc822 whose body is walked as a message */
+};
+
+/* Header, then body up to end. Without Content-Type it is text/plain;
+ * charset=us-ascii, or message/rfc822 inside a digest (RFC 2045 5.2,
+ * RFC 2046 5.1.5). Too deep, it is an opaque application/octet-stream;
+ * a message/rfc822 with a non-identity encoding is opaque too. */
+static void
+entity_open(struct mime_entity *e, const char *start, const char *end,
+	    int depth, bool in_digest)
+{
+	memset(e, 0, sizeof(*e));
+	e->start = start;
+	e->end = end;
+	e->body = hdrs_parse(start, end, &e->hdrs);
+	e->ct_value = mime_imap_hdr_value(&e->hdrs, "Content-Type");
+	if (e->ct_value == NULL || *e->ct_value == '\0') {
+		free(e->ct_value);
+		e->ct_value = xstrdup(in_digest ? "message/rfc822"
+						: "text/plain; charset=us-ascii");
+	}
+	e->ct = g_mime_content_type_parse(NULL, e->ct_value);
+	e->type = g_mime_content_type_get_media_type(e->ct);
+	e->subtype = g_mime_content_type_get_media_subtype(e->ct);
+	if (e->type == NULL || e->subtype == NULL || depth >= MIME_IMAP_MAX_DEPTH) {
+		e->type = "application";
+		e->subtype = "octet-stream";
+	}
+	e->multipart = strcasecmp(e->type, "multipart") == 0;
+	if (strcasecmp(e->type, "message") == 0 &&
+	    strcasecmp(e->subtype, "rfc822") == 0) {
+		char *enc = mime_imap_hdr_value(&e->hdrs, "Content-Transfer-Encoding");
+		e->message = is_identity_encoding(enc != NULL && *enc != '\0' ? enc : "7bit");
+		free(enc);
+	}
+}
+
+static void
+entity_close(struct mime_entity *e)
+{
+	if (e->ct != NULL)
+		g_object_unref(e->ct);
+	free(e->hdrs.v);
+	free(e->ct_value);
+	memset(e, 0, sizeof(*e));
+}
+
 static void
 write_part(struct mime_walk *w, const char *start, const char *end,
 	   int depth, bool in_digest)
 {
-	struct mime_imap_hdrs hdrs = { NULL, 0, 0 };
-	const char *body = hdrs_parse(start, end, &hdrs);
-	char *v = mime_imap_hdr_value(&hdrs, "Content-Type");
-	GMimeContentType *ct;
-	const char *type, *subtype;
+	struct mime_entity e;
 
 	w->parts++;
-	if (v == NULL || *v == '\0') {
-		free(v);
-		v = xstrdup(in_digest ? "message/rfc822"
-				      : "text/plain; charset=us-ascii");
-	}
-	ct = g_mime_content_type_parse(NULL, v);
-	type = g_mime_content_type_get_media_type(ct);
-	subtype = g_mime_content_type_get_media_subtype(ct);
-	if (type == NULL || subtype == NULL) {
-		type = "application";
-		subtype = "octet-stream";
-	}
-	if (strcasecmp(type, "multipart") == 0 && depth < MIME_IMAP_MAX_DEPTH)
-		write_multipart(w, &hdrs, ct, body, end, depth);
-	else if (depth >= MIME_IMAP_MAX_DEPTH)
-		write_leaf(w, &hdrs, ct, "application", "octet-stream", body,
-			   end, depth);
+	entity_open(&e, start, end, depth, in_digest);
+	if (e.multipart)
+		write_multipart(w, &e.hdrs, e.ct, e.body, end, depth);
 	else
-		write_leaf(w, &hdrs, ct, type, subtype, body, end, depth);
-	g_object_unref(ct);
-	free(hdrs.v);
-	free(v);
+		write_leaf(w, &e.hdrs, e.ct, e.type, e.subtype, e.body, end,
+			   depth, e.message);
+	entity_close(&e);
 }
 
 /* A copy of data with every bare LF made CRLF. */
@@ -503,4 +573,110 @@ mime_imap_describe(const char *data, size_t len, char **envelope_r,
 	*envelope_r = buf_steal(&env);
 	*bodystructure_r = buf_steal(&body);
 	return 0;
+}
+
+/*
+ * Part numbers (RFC 3501 6.4.5): the parts of a multipart are numbered
+ * from 1 as they occur; a message that is not multipart (the top one or
+ * one inside a message/rfc822 part) has only part 1, which is its body;
+ * the numbers after a message/rfc822 part name the parts of the message
+ * it holds, and those after a multipart part its children.
+ */
+int
+mime_imap_part_find(const char *msg, size_t len, const unsigned *nums,
+		    size_t count, struct mime_imap_part *part_r)
+{
+	struct mime_entity e;
+	bool in_message = true;
+	int depth = 0, ret = 0;
+	size_t k;
+
+	mime_imap_init_once();
+	entity_open(&e, msg, msg + len, 0, false);
+	for (k = 0; k < count && ret == 0; k++) {
+		if (e.multipart) {
+			const char *boundary = g_mime_content_type_get_parameter(e.ct, "boundary");
+			bool digest = strcasecmp(e.subtype, "digest") == 0;
+			struct mime_children c;
+			const char *start = NULL, *end = NULL;
+			unsigned n = 0;
+
+			if (boundary != NULL && *boundary != '\0') {
+				children_init(&c, e.body, e.end, boundary);
+				while (n < nums[k] && children_next(&c, &start, &end))
+					n++;
+			}
+			entity_close(&e);
+			if (n == 0 || n != nums[k]) {
+				ret = -1;
+				break;
+			}
+			entity_open(&e, start, end, ++depth, digest);
+		} else if (!in_message || nums[k] != 1) {
+			ret = -1; /* a leaf has no parts, a message one */
+			break;
+		}
+		in_message = false;
+		if (k + 1 < count && e.message) {
+			const char *body = e.body, *end = e.end;
+			entity_close(&e);
+			entity_open(&e, body, end, ++depth, false);
+			in_message = true;
+		} else if (k + 1 < count && !e.multipart) {
+			ret = -1;
+		}
+	}
+	if (ret == 0) {
+		part_r->start = (size_t)(e.start - msg);
+		part_r->body = (size_t)(e.body - msg);
+		part_r->end = (size_t)(e.end - msg);
+		part_r->message = e.message;
+		part_r->msg_body = part_r->end;
+		if (e.message) {
+			struct mime_imap_hdrs inner = { NULL, 0, 0 };
+			part_r->msg_body = (size_t)(hdrs_parse(e.body, e.end, &inner) - msg);
+			free(inner.v);
+		}
+	}
+	if (e.ct != NULL)
+		entity_close(&e);
+	return ret;
+}
+
+/* Whether the header [hdr, body) ends with its empty line. */
+static bool
+ends_blank_line(const char *hdr, const char *body)
+{
+	const char *line = body;
+
+	if (line == hdr || line[-1] != '\n')
+		return false;
+	line--;
+	if (line > hdr && line[-1] == '\r')
+		line--;
+	return line == hdr || line[-1] == '\n';
+}
+
+void
+mime_imap_header_fields(const char *hdr, size_t len, const char *const *names,
+			size_t count, bool exclude, struct buf *out)
+{
+	struct mime_imap_hdrs hdrs = { NULL, 0, 0 };
+	const char *body = hdrs_parse(hdr, hdr + len, &hdrs);
+	size_t k, j;
+
+	for (k = 0; k < hdrs.n; k++) {
+		const struct mime_imap_hdr *h = &hdrs.v[k];
+		bool match = false;
+		for (j = 0; j < count && !match; j++)
+			match = strlen(names[j]) == h->name_len &&
+				strncasecmp(names[j], h->name, h->name_len) == 0;
+		if (match != exclude)
+			buf_append(out, h->name, (size_t)(h->value + h->value_len - h->name));
+	}
+	/* The blank line is part of every header fetch, unless the header
+	 * had none (RFC 3501 6.4.5). */
+	if (ends_blank_line(hdr, body))
+		buf_appends(out, "\r\n");
+	free(hdrs.v);
 }

@@ -175,4 +175,17 @@ int index_set_flags_keywords(struct index *ix, const char *mailbox,
 			     const char *dir, uint32_t uid, const char *flags,
 			     const char *keywords, bool *limit_r, char **error_r);
 
+/*
+ * The cached IMAP ENVELOPE and BODYSTRUCTURE of a message (index_cache.c),
+ * the exact texts of mime_imap_describe, kept in its row until it is
+ * expunged. *envelope_r and *bodystructure_r are both NULL (nothing
+ * cached yet, or no such message) or both set (free them).
+ */
+int index_cache_get(struct index *ix, const char *mailbox, uint32_t uid,
+		    char **envelope_r, char **bodystructure_r, char **error_r);
+/* Stores both; a message no longer in the index is silently skipped. */
+int index_cache_set(struct index *ix, const char *mailbox, uint32_t uid,
+		    const char *envelope, const char *bodystructure,
+		    char **error_r);
+
 #endif
