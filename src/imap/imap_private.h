@@ -103,6 +103,10 @@ struct imap_seqset;
 int imap_store_expunge(struct imap_session *s, struct imap_seqset *uids, bool report,
 		       struct buf *out, char **error_r);
 
+/* imap_search.c: SEARCH and UID SEARCH (RFC 3501 §6.4.4), with RFC 4731's
+   RETURN options (ESEARCH). */
+imap_cmd_fn imap_cmd_search;
+
 /* imap_sync.c */
 /*
  * Syncs the selected mailbox with the Maildir and applies what changed to

@@ -75,6 +75,7 @@ static const struct imap_cmd imap_cmds[] = {
 	{ "FETCH", SELECTED, imap_cmd_fetch, true },
 	{ "STORE", SELECTED, imap_cmd_store, true },
 	{ "EXPUNGE", SELECTED, imap_cmd_expunge, true },
+	{ "SEARCH", SELECTED, imap_cmd_search, true },
 };
 
 #undef ANY
@@ -190,7 +191,7 @@ imap_on_shutdown(struct conn *c, void *ctx)
 void
 imap_capabilities(const struct imap_session *s, struct buf *out)
 {
-	buf_appends(out, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE NAMESPACE UNSELECT");
+	buf_appends(out, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE NAMESPACE UNSELECT ESEARCH");
 	if (s->state != IMAP_STATE_NOTAUTH)
 		return;
 	/* RFC 3501 §6.2.1, §7.2.1: STARTTLS until TLS is on; no password in
