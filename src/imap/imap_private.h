@@ -142,6 +142,10 @@ void imap_idle_line(struct imap_session *s, const char *line);
 /* Ends IDLE without a reply (session end). */
 void imap_idle_stop(struct imap_session *s);
 
+/* imap_search.c: SEARCH and UID SEARCH (RFC 3501 §6.4.4), with RFC 4731's
+   RETURN options (ESEARCH). */
+imap_cmd_fn imap_cmd_search;
+
 /* imap_sync.c */
 /*
  * Syncs the selected mailbox with the Maildir and applies what changed to

@@ -86,6 +86,7 @@ static const struct imap_cmd imap_cmds[] = {
 	{ "UNSELECT", SELECTED, imap_cmd_unselect, false, CMD_SYNC_NONE, false },
 	{ "FETCH", SELECTED, imap_cmd_fetch, true, CMD_SYNC_SEQ, true },
 	{ "STORE", SELECTED, imap_cmd_store, true, CMD_SYNC_SEQ, true },
+	{ "SEARCH", SELECTED, imap_cmd_search, true, CMD_SYNC_SEQ, false },
 	{ "EXPUNGE", SELECTED, imap_cmd_expunge, true, CMD_SYNC_FULL, false },
 };
 
@@ -203,7 +204,7 @@ imap_on_shutdown(struct conn *c, void *ctx)
 void
 imap_capabilities(const struct imap_session *s, struct buf *out)
 {
-	buf_appends(out, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT");
+	buf_appends(out, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT ESEARCH");
 	if (s->state != IMAP_STATE_NOTAUTH)
 		return;
 	/* RFC 3501 §6.2.1, §7.2.1: STARTTLS until TLS is on; no password in
