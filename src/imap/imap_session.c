@@ -30,7 +30,7 @@
 #define IMAP_TIMEOUT (30 * 60)
 /* The longest line we take; atoms and strings are bounded by the parser. */
 #define IMAP_LINE_MAX (64 * 1024)
-/* No command here needs a larger literal (APPEND will have its own limit). */
+/* No command but APPEND needs a larger literal (imap_append_limit). */
 #define IMAP_LITERAL_MAX (64 * 1024)
 
 struct imap_cmd {
@@ -41,7 +41,7 @@ struct imap_cmd {
 };
 
 static imap_cmd_fn imap_cmd_capability, imap_cmd_noop, imap_cmd_logout, imap_cmd_starttls,
-	imap_cmd_id, imap_cmd_enable, imap_cmd_namespace, imap_cmd_unavailable;
+	imap_cmd_id, imap_cmd_enable, imap_cmd_namespace;
 
 #define ANY (IMAP_STATE_NOTAUTH | IMAP_STATE_AUTH | IMAP_STATE_SELECTED)
 #define NOTAUTH IMAP_STATE_NOTAUTH
@@ -69,12 +69,14 @@ static const struct imap_cmd imap_cmds[] = {
 	{ "SELECT", AUTH, imap_cmd_select, false },
 	{ "EXAMINE", AUTH, imap_cmd_examine, false },
 	{ "STATUS", AUTH, imap_cmd_status, false },
-	{ "APPEND", AUTH, imap_cmd_unavailable, false },
+	{ "APPEND", AUTH, imap_cmd_append, false },
 	{ "CLOSE", SELECTED, imap_cmd_close, false },
 	{ "UNSELECT", SELECTED, imap_cmd_unselect, false },
 	{ "FETCH", SELECTED, imap_cmd_fetch, true },
 	{ "STORE", SELECTED, imap_cmd_store, true },
 	{ "EXPUNGE", SELECTED, imap_cmd_expunge, true },
+	{ "COPY", SELECTED, imap_cmd_copy, true },
+	{ "MOVE", SELECTED, imap_cmd_move, true },
 };
 
 #undef ANY
@@ -191,8 +193,12 @@ void
 imap_capabilities(const struct imap_session *s, struct buf *out)
 {
 	buf_appends(out, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE NAMESPACE UNSELECT");
-	if (s->state != IMAP_STATE_NOTAUTH)
+	if (s->state != IMAP_STATE_NOTAUTH) {
+		/* RFC 7889 §3: the limit once logged in, where it is known. */
+		buf_appendf(out, " UIDPLUS MOVE APPENDLIMIT=%llu",
+			    (unsigned long long)imap_append_limit(s));
 		return;
+	}
 	/* RFC 3501 §6.2.1, §7.2.1: STARTTLS until TLS is on; no password in
 	   clear where it is not allowed (LOGINDISABLED). */
 	if (s->srv->tls != NULL && !conn_is_tls(s->conn))
@@ -263,12 +269,10 @@ imap_dispatch(struct imap_session *s)
 		s->bad_commands = 0;
 }
 
-/* The parser refused the command: BAD, then what its recovery says. */
+/* After a refused command: what the parser's recovery says. */
 static void
-imap_parse_failed(struct imap_session *s)
+imap_parse_recover(struct imap_session *s)
 {
-	imap_set_tag(s);
-	imap_reply_bad(s, imap_parser_error(s->parser));
 	switch (imap_parser_recovery(s->parser)) {
 	case IMAP_RECOVER_DISCARD:
 		s->discarding = true;
@@ -284,13 +288,34 @@ imap_parse_failed(struct imap_session *s)
 	}
 }
 
+/* The parser refused the command: BAD, then what its recovery says. */
+static void
+imap_parse_failed(struct imap_session *s)
+{
+	imap_set_tag(s);
+	imap_reply_bad(s, imap_parser_error(s->parser));
+	imap_parse_recover(s);
+}
+
 /* A literal was announced: refuse it, or ask for it ("+ "). */
 static void
 imap_literal_announced(struct imap_session *s)
 {
 	if (s->discarding)
 		return; /* the parser drops the bytes */
-	if (imap_parser_literal_size(s->parser) > IMAP_LITERAL_MAX) {
+	const char *cmd = imap_parser_command(s->parser);
+	if (s->state != IMAP_STATE_NOTAUTH && cmd != NULL && strcmp(cmd, "APPEND") == 0 &&
+	    imap_parser_literal_size(s->parser) > imap_append_limit(s)) {
+		/* RFC 7889 §4: refused before "+", so the client sends nothing
+		   (a LITERAL+ one's bytes are discarded by the parser). */
+		imap_parser_reject_literal(s->parser, "Message too large");
+		imap_set_tag(s);
+		conn_printf(s->conn, "%s NO [TOOBIG] Message too large\r\n", s->tag);
+		imap_parse_recover(s);
+		return;
+	}
+	if (imap_parser_literal_size(s->parser) > IMAP_LITERAL_MAX &&
+	    (s->state == IMAP_STATE_NOTAUTH || cmd == NULL || strcmp(cmd, "APPEND") != 0)) {
 		imap_parser_reject_literal(s->parser, "Literal too large");
 		imap_parse_failed(s);
 		return;
@@ -494,14 +519,4 @@ imap_cmd_namespace(struct imap_session *s, const struct imap_arg *args, size_t a
 		return -1;
 	conn_writes(s->conn, "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
 	return imap_reply_ok(s, "NAMESPACE completed");
-}
-
-/* Commands whose back end (the message index) is not there yet. */
-static int
-imap_cmd_unavailable(struct imap_session *s, const struct imap_arg *args, size_t argc)
-{
-	(void)args;
-	(void)argc;
-	conn_printf(s->conn, "%s NO [UNAVAILABLE] Not yet implemented\r\n", s->tag);
-	return 0;
 }

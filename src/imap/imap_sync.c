@@ -67,6 +67,17 @@ imap_sync(struct imap_session *s, bool report, struct buf *out, char **error_r)
 	memset(&r, 0, sizeof(r));
 	if (index_sync(s->index, s->sel.name, s->sel.dir, &r, error_r) < 0)
 		return -1;
+	/* New to this session is every UID above the last one it knows: the
+	   sync's own new UIDs and those index_append gave (COPY, APPEND). */
+	uint32_t last = s->sel.count > 0 ? s->sel.uids[s->sel.count - 1] : 0;
+	free(r.new_uids);
+	r.new_uids = NULL;
+	r.new_count = 0;
+	if (index_uids_after(s->index, s->sel.name, last, &r.new_uids, &r.new_count,
+			     error_r) < 0) {
+		index_sync_result_free(&r);
+		return -1;
+	}
 	sync_apply(s, &r, report, out);
 	index_sync_result_free(&r);
 	return 0;

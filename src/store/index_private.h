@@ -26,4 +26,14 @@ char *index_name_with_uid(const char *name, uint32_t uid);
 uint64_t index_file_size(const char *name, const char *path);
 time_t index_file_date(const char *name, const char *path);
 
+/*
+ * tern-uidlist in dir (index_sync.c): read gives 1 when it is missing, -1
+ * when unreadable; write is durable when it returns (tmp, fsync, rename,
+ * fsync of dir).
+ */
+int index_uidlist_read(const char *dir, uint32_t *validity_r, uint32_t *next_r,
+		       char **error_r);
+int index_uidlist_write(const char *dir, uint32_t validity, uint32_t next,
+			char **error_r);
+
 #endif
