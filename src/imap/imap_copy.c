@@ -276,7 +276,7 @@ copy_cmd(struct imap_session *s, const struct imap_arg *args, size_t argc, bool 
 	struct buf out = BUF_INIT;
 	char *error = NULL;
 	if (job.count == 0) {
-		/* RFC 4315 §3: no COPYUID for an empty set. */
+		/* No COPYUID: its uid-set (RFC 4315 §4) cannot be empty. */
 		buf_appendf(&out, "%s OK %s completed, nothing to do\r\n", s->tag, job.what);
 	} else if (copy_run(s, &job) < 0) {
 		;

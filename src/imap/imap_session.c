@@ -194,7 +194,7 @@ imap_capabilities(const struct imap_session *s, struct buf *out)
 {
 	buf_appends(out, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE NAMESPACE UNSELECT");
 	if (s->state != IMAP_STATE_NOTAUTH) {
-		/* RFC 7889 §3: the limit once logged in, where it is known. */
+		/* RFC 7889 APPENDLIMIT: advertised once logged in, where it applies. */
 		buf_appendf(out, " UIDPLUS MOVE APPENDLIMIT=%llu",
 			    (unsigned long long)imap_append_limit(s));
 		return;
@@ -303,19 +303,22 @@ imap_literal_announced(struct imap_session *s)
 {
 	if (s->discarding)
 		return; /* the parser drops the bytes */
+	/* Only a logged-in APPEND may send a message-sized literal. */
 	const char *cmd = imap_parser_command(s->parser);
-	if (s->state != IMAP_STATE_NOTAUTH && cmd != NULL && strcmp(cmd, "APPEND") == 0 &&
-	    imap_parser_literal_size(s->parser) > imap_append_limit(s)) {
-		/* RFC 7889 §4: refused before "+", so the client sends nothing
-		   (a LITERAL+ one's bytes are discarded by the parser). */
+	bool append = s->state != IMAP_STATE_NOTAUTH && cmd != NULL &&
+		strcmp(cmd, "APPEND") == 0 && !imap_parser_uid(s->parser);
+	uint64_t size = imap_parser_literal_size(s->parser);
+	if (append && size > imap_append_limit(s)) {
+		/* RFC 7889, with RFC 4469's TOOBIG: refused before "+", so
+		   the client sends nothing (the bytes of a LITERAL+ one are
+		   discarded by the parser). */
 		imap_parser_reject_literal(s->parser, "Message too large");
 		imap_set_tag(s);
 		conn_printf(s->conn, "%s NO [TOOBIG] Message too large\r\n", s->tag);
 		imap_parse_recover(s);
 		return;
 	}
-	if (imap_parser_literal_size(s->parser) > IMAP_LITERAL_MAX &&
-	    (s->state == IMAP_STATE_NOTAUTH || cmd == NULL || strcmp(cmd, "APPEND") != 0)) {
+	if (!append && size > IMAP_LITERAL_MAX) {
 		imap_parser_reject_literal(s->parser, "Literal too large");
 		imap_parse_failed(s);
 		return;

@@ -203,3 +203,23 @@ def test_two_sessions_append_distinct_uids(imap):
     assert seen == list(range(seen[0], seen[0] + 6))
     a.close()
     b.close()
+
+
+def test_append_large_message(tern_factory):
+    """A message far larger than the connection's input buffer (256 KiB)."""
+    port, = free_ports(1)
+    tern = tern_factory(listen__imap=f"127.0.0.1:{port}")
+    line = b"0123456789abcdefghijklmnopqrstuvwxyz" * 2 + b"\r\n"
+    big = make_message("big", "") + line * (3 * 1024 * 1024 // len(line))
+    m = login(port)
+    typ, caps = m.capability()
+    assert f"APPENDLIMIT={20 * 1024 * 1024}".encode() in caps[0].split()
+    typ, data = m.append("INBOX", None, None, big)
+    assert typ == "OK", data
+    _, uid = appenduid(data[0])
+    m.select("INBOX")
+    assert fetch_one(m, uid)[2] == big
+    m.logout()
+    assert tern.stop() == 0
+    log = tern.log()
+    assert "Sanitizer" not in log and "runtime error" not in log, log
