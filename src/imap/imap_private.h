@@ -107,6 +107,8 @@ imap_cmd_fn imap_cmd_select, imap_cmd_examine, imap_cmd_status, imap_cmd_close,
 	imap_cmd_unselect;
 /* Leaves the selected state (if in it) and closes the index: session end. */
 void imap_select_free(struct imap_session *s);
+/* Opens the user's index if it is not open yet. */
+int imap_index_ensure(struct imap_session *s, char **error_r);
 
 /* imap_fetch.c: FETCH and UID FETCH (RFC 3501 §6.4.5, §6.4.8). */
 imap_cmd_fn imap_cmd_fetch;
@@ -175,5 +177,22 @@ bool imap_msg_recent(const struct imap_session *s, uint32_t uid);
 /* A flag list "(\Seen kw \Recent)" for FETCH responses. */
 void imap_write_flags(const struct imap_session *s, struct buf *out, uint32_t uid,
 		      const char *letters, const char *keywords);
+
+/* imap_copy.c: COPY, MOVE and their UID forms (RFC 3501 §6.4.7, RFC 6851),
+   with COPYUID (RFC 4315 §3). */
+imap_cmd_fn imap_cmd_copy, imap_cmd_move;
+
+/* imap_append.c: APPEND (RFC 3501 §6.3.11) with APPENDUID (RFC 4315 §3)
+   and APPENDLIMIT (RFC 7889). */
+imap_cmd_fn imap_cmd_append;
+/* The largest message APPEND takes: APPENDLIMIT=n and the literal limit. */
+uint64_t imap_append_limit(const struct imap_session *s);
+/*
+ * The mailbox a COPY, MOVE or APPEND writes to: its canonical name and
+ * Maildir directory (free both), the index open. 0; or -1 after the tagged
+ * NO ([TRYCREATE] when it does not exist, RFC 3501 §6.3.11, §6.4.7).
+ */
+int imap_target_open(struct imap_session *s, const char *name, char **canon_r,
+		     char **dir_r);
 
 #endif

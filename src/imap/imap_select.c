@@ -55,7 +55,7 @@ imap_select_free(struct imap_session *s)
 		index_close(&s->index);
 }
 
-static int
+int
 imap_index_ensure(struct imap_session *s, char **error_r)
 {
 	if (s->index != NULL)

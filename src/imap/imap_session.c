@@ -30,7 +30,7 @@
 #define IMAP_TIMEOUT (30 * 60)
 /* The longest line we take; atoms and strings are bounded by the parser. */
 #define IMAP_LINE_MAX (64 * 1024)
-/* No command here needs a larger literal (APPEND will have its own limit). */
+/* No command but APPEND needs a larger literal (imap_append_limit). */
 #define IMAP_LITERAL_MAX (64 * 1024)
 
 /*
@@ -51,7 +51,7 @@ struct imap_cmd {
 };
 
 static imap_cmd_fn imap_cmd_capability, imap_cmd_noop, imap_cmd_logout, imap_cmd_starttls,
-	imap_cmd_id, imap_cmd_enable, imap_cmd_namespace, imap_cmd_unavailable, imap_cmd_check;
+	imap_cmd_id, imap_cmd_enable, imap_cmd_namespace, imap_cmd_check;
 
 #define ANY (IMAP_STATE_NOTAUTH | IMAP_STATE_AUTH | IMAP_STATE_SELECTED)
 #define NOTAUTH IMAP_STATE_NOTAUTH
@@ -79,7 +79,7 @@ static const struct imap_cmd imap_cmds[] = {
 	{ "SELECT", AUTH, imap_cmd_select, false, CMD_SYNC_NONE, false },
 	{ "EXAMINE", AUTH, imap_cmd_examine, false, CMD_SYNC_NONE, false },
 	{ "STATUS", AUTH, imap_cmd_status, false, CMD_SYNC_FULL, false },
-	{ "APPEND", AUTH, imap_cmd_unavailable, false, CMD_SYNC_FULL, false },
+	{ "APPEND", AUTH, imap_cmd_append, false, CMD_SYNC_FULL, false },
 	{ "IDLE", AUTH, imap_cmd_idle, false, CMD_SYNC_FULL, false },
 	{ "CHECK", SELECTED, imap_cmd_check, false, CMD_SYNC_FULL, false },
 	{ "CLOSE", SELECTED, imap_cmd_close, false, CMD_SYNC_NONE, false },
@@ -87,6 +87,8 @@ static const struct imap_cmd imap_cmds[] = {
 	{ "FETCH", SELECTED, imap_cmd_fetch, true, CMD_SYNC_SEQ, true },
 	{ "STORE", SELECTED, imap_cmd_store, true, CMD_SYNC_SEQ, true },
 	{ "SEARCH", SELECTED, imap_cmd_search, true, CMD_SYNC_SEQ, false },
+	{ "COPY", SELECTED, imap_cmd_copy, true, CMD_SYNC_SEQ, false },
+	{ "MOVE", SELECTED, imap_cmd_move, true, CMD_SYNC_SEQ, false },
 	{ "EXPUNGE", SELECTED, imap_cmd_expunge, true, CMD_SYNC_FULL, false },
 };
 
@@ -205,8 +207,12 @@ void
 imap_capabilities(const struct imap_session *s, struct buf *out)
 {
 	buf_appends(out, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT ESEARCH");
-	if (s->state != IMAP_STATE_NOTAUTH)
+	if (s->state != IMAP_STATE_NOTAUTH) {
+		/* RFC 7889 APPENDLIMIT: advertised once logged in, where it applies. */
+		buf_appendf(out, " UIDPLUS MOVE APPENDLIMIT=%llu",
+			    (unsigned long long)imap_append_limit(s));
 		return;
+	}
 	/* RFC 3501 §6.2.1, §7.2.1: STARTTLS until TLS is on; no password in
 	   clear where it is not allowed (LOGINDISABLED). */
 	if (s->srv->tls != NULL && !conn_is_tls(s->conn))
@@ -299,12 +305,10 @@ imap_dispatch(struct imap_session *s)
 		imap_sync_settle(s);
 }
 
-/* The parser refused the command: BAD, then what its recovery says. */
+/* After a refused command: what the parser's recovery says. */
 static void
-imap_parse_failed(struct imap_session *s)
+imap_parse_recover(struct imap_session *s)
 {
-	imap_set_tag(s);
-	imap_reply_bad(s, imap_parser_error(s->parser));
 	switch (imap_parser_recovery(s->parser)) {
 	case IMAP_RECOVER_DISCARD:
 		s->discarding = true;
@@ -320,13 +324,37 @@ imap_parse_failed(struct imap_session *s)
 	}
 }
 
+/* The parser refused the command: BAD, then what its recovery says. */
+static void
+imap_parse_failed(struct imap_session *s)
+{
+	imap_set_tag(s);
+	imap_reply_bad(s, imap_parser_error(s->parser));
+	imap_parse_recover(s);
+}
+
 /* A literal was announced: refuse it, or ask for it ("+ "). */
 static void
 imap_literal_announced(struct imap_session *s)
 {
 	if (s->discarding)
 		return; /* the parser drops the bytes */
-	if (imap_parser_literal_size(s->parser) > IMAP_LITERAL_MAX) {
+	/* Only a logged-in APPEND may send a message-sized literal. */
+	const char *cmd = imap_parser_command(s->parser);
+	bool append = s->state != IMAP_STATE_NOTAUTH && cmd != NULL &&
+		strcmp(cmd, "APPEND") == 0 && !imap_parser_uid(s->parser);
+	uint64_t size = imap_parser_literal_size(s->parser);
+	if (append && size > imap_append_limit(s)) {
+		/* RFC 7889, with RFC 4469's TOOBIG: refused before "+", so
+		   the client sends nothing (the bytes of a LITERAL+ one are
+		   discarded by the parser). */
+		imap_parser_reject_literal(s->parser, "Message too large");
+		imap_set_tag(s);
+		conn_printf(s->conn, "%s NO [TOOBIG] Message too large\r\n", s->tag);
+		imap_parse_recover(s);
+		return;
+	}
+	if (!append && size > IMAP_LITERAL_MAX) {
 		imap_parser_reject_literal(s->parser, "Literal too large");
 		imap_parse_failed(s);
 		return;
@@ -544,14 +572,4 @@ imap_cmd_namespace(struct imap_session *s, const struct imap_arg *args, size_t a
 		return -1;
 	conn_writes(s->conn, "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
 	return imap_reply_ok(s, "NAMESPACE completed");
-}
-
-/* Commands whose back end (the message index) is not there yet. */
-static int
-imap_cmd_unavailable(struct imap_session *s, const struct imap_arg *args, size_t argc)
-{
-	(void)args;
-	(void)argc;
-	conn_printf(s->conn, "%s NO [UNAVAILABLE] Not yet implemented\r\n", s->tag);
-	return 0;
 }

@@ -188,4 +188,35 @@ int index_cache_set(struct index *ix, const char *mailbox, uint32_t uid,
 		    const char *envelope, const char *bodystructure,
 		    char **error_r);
 
+/*
+ * ---- Adding messages: COPY, MOVE, APPEND (index_append.c) ----
+ *
+ * The one way UIDs are handed out besides index_sync, and under the same
+ * database write lock, so two sessions never give out one UID twice.
+ *
+ * names are files already complete and durable in dir/tmp/ (a copy's hard
+ * link, an APPEND's fsynced file). Each may carry a Maildir info part
+ * (":2,<letters>"), kept as it is; the leading "<sec>." of a name is the
+ * message's INTERNALDATE (store_unique_name). In order, under the lock:
+ * the mailbox is synced first if the index does not know it yet; the
+ * tern-uidlist floor is raised past the new UIDs and made durable; each
+ * file is renamed to dir/cur/<base>,U=<uid>:2,<info>; cur/ is fsynced;
+ * the rows are inserted and committed. uids_r[i] (count of them, room
+ * given by the caller) is the UID of names[i]: consecutive, ascending.
+ *
+ * On failure nothing was added (RFC 3501 §6.4.7 asks the destination to
+ * be left as it was): every file, placed or still in tmp/, is removed.
+ */
+int index_append(struct index *ix, const char *mailbox, const char *dir,
+		 const char *const *names, size_t count, uint32_t *uidvalidity_r,
+		 uint32_t *uids_r, char **error_r);
+
+/*
+ * The UIDs of the mailbox above uid, ascending (free *uids_r): what a
+ * session that knows the mailbox up to uid has not seen yet, whether a
+ * sync or an index_append added it.
+ */
+int index_uids_after(struct index *ix, const char *mailbox, uint32_t uid,
+		     uint32_t **uids_r, size_t *count_r, char **error_r);
+
 #endif

@@ -46,4 +46,14 @@ int index_kwmap_assign(const char *dir, struct index_kwmap *map,
 		       const char *keywords, char letters_r[INDEX_KEYWORDS_MAX + 1],
 		       bool *limit_r, char **error_r);
 
+/*
+ * tern-uidlist in dir (index_sync.c): read gives 1 when it is missing, -1
+ * when unreadable; write is durable when it returns (tmp, fsync, rename,
+ * fsync of dir).
+ */
+int index_uidlist_read(const char *dir, uint32_t *validity_r, uint32_t *next_r,
+		       char **error_r);
+int index_uidlist_write(const char *dir, uint32_t validity, uint32_t next,
+			char **error_r);
+
 #endif

@@ -58,7 +58,7 @@ struct index_sync_ctx {
  * unreadable or garbled (never guess: a wrong UIDVALIDITY would make
  * clients trust stale caches).
  */
-static int
+int
 index_uidlist_read(const char *dir, uint32_t *validity_r, uint32_t *next_r,
 		   char **error_r)
 {
@@ -88,7 +88,7 @@ index_uidlist_read(const char *dir, uint32_t *validity_r, uint32_t *next_r,
  * that keeps it from being reused must be on disk (tmp, fsync, rename,
  * fsync of the directory).
  */
-static int
+int
 index_uidlist_write(const char *dir, uint32_t validity, uint32_t next,
 		    char **error_r)
 {

@@ -275,6 +275,16 @@ maildir_unique(struct store *st)
 			 (long)tv.tv_usec, (long)getpid(), ++st->counter, st->host);
 }
 
+/* P<pid>Q<counter> alone makes the name unique; <sec> may be any date. */
+char *
+store_unique_name(struct store *st, time_t when)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return xasprintf("%lld.M%06ldP%ldQ%u.%s", (long long)(when > 0 ? when : 1),
+			 (long)tv.tv_usec, (long)getpid(), ++st->counter, st->host);
+}
+
 /* Writes, fsyncs and closes the temporary file; unlinks it on failure. */
 static int
 maildir_write_tmp(const char *tmppath, struct maildir_writer *w,
@@ -691,4 +701,62 @@ store_mailbox_close(struct store_mailbox **mbp)
 	free(mb->dir);
 	free(mb);
 	*mbp = NULL;
+}
+
+/* ---- IMAP APPEND: a message given whole, in CRLF form ---- */
+
+int
+store_tmp_write(struct store *st, const char *dir, time_t when, const char *info,
+		const char *data, size_t len, char **name_r, char **error_r)
+{
+	char *tmpdir = xasprintf("%s/tmp", dir);
+	if (mkdir_p(tmpdir, 0700) < 0) {
+		*error_r = xasprintf("mkdir %s: %s", tmpdir, strerror(errno));
+		free(tmpdir);
+		return -1;
+	}
+	char *unique = store_unique_name(st, when);
+	char *path = xasprintf("%s/%s", tmpdir, unique);
+	struct maildir_writer *w = xcalloc(1, sizeof(*w));
+	int r = 0;
+	w->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (w->fd < 0) {
+		*error_r = xasprintf("open %s: %s", path, strerror(errno));
+		r = -1;
+	} else {
+		if (maildir_writer_feed(w, data, len) < 0 || maildir_writer_finish(w) < 0) {
+			*error_r = xasprintf("write %s: %s", path, strerror(errno));
+			r = -1;
+		}
+		/* Durable before any name in cur/ points at it (index_append). */
+		if (r == 0 && fsync(w->fd) < 0) {
+			*error_r = xasprintf("fsync %s: %s", path, strerror(errno));
+			r = -1;
+		}
+		if (close(w->fd) < 0 && r == 0) {
+			*error_r = xasprintf("close %s: %s", path, strerror(errno));
+			r = -1;
+		}
+	}
+	char *name = xasprintf("%s,S=%lld,W=%lld%s%s", unique, (long long)w->size,
+			       (long long)w->wsize, info != NULL ? ":2," : "",
+			       info != NULL ? info : "");
+	char *final = xasprintf("%s/%s", tmpdir, name);
+	/* The sizes are known only now; the rename stays inside tmp/. */
+	if (r == 0 && rename(path, final) < 0) {
+		*error_r = xasprintf("rename %s: %s", path, strerror(errno));
+		r = -1;
+	}
+	if (r < 0) {
+		unlink(path);
+		free(name);
+	} else {
+		*name_r = name;
+	}
+	free(final);
+	free(w);
+	free(path);
+	free(unique);
+	free(tmpdir);
+	return r;
 }

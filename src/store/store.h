@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <time.h>
 
 /*
  * The mail store. Protocol code reaches mail only through this API; the
@@ -54,5 +55,20 @@ int store_msg_open(const struct store_mailbox *mb, size_t i);
 int store_mailbox_expunge(struct store_mailbox *mb, const bool *deleted, char **error_r);
 /* Releases the lock. */
 void store_mailbox_close(struct store_mailbox **mb);
+
+/*
+ * For IMAP COPY and APPEND into any folder directory dir (see index.h,
+ * index_append): a new Maildir unique name "<when>.M<usec>P<pid>Q<n>.<host>"
+ * whose leading seconds are the message's INTERNALDATE.
+ */
+char *store_unique_name(struct store *st, time_t when);
+/*
+ * Writes a message given in CRLF form with LF line ends to
+ * dir/tmp/<unique>,S=<size>,W=<CRLF size>[:2,<info>] and fsyncs it;
+ * *name_r is its name in tmp/ (free it). info (Maildir flag letters) may
+ * be NULL. Nothing is left behind on failure.
+ */
+int store_tmp_write(struct store *st, const char *dir, time_t when, const char *info,
+		    const char *data, size_t len, char **name_r, char **error_r);
 
 #endif

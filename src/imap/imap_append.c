@@ -1,0 +1,262 @@
+/*
+ * APPEND (RFC 3501 §6.3.11) with APPENDUID (RFC 4315 §3), the size limit
+ * APPENDLIMIT (RFC 7889, answered NO [TOOBIG]) and the target rules that
+ * COPY and MOVE share (imap_target_open, [TRYCREATE]).
+ *
+ * The message arrives whole as one literal (the parser holds it, bounded
+ * by imap_append_limit); it is written with LF line ends into the target's
+ * tmp/ and fsynced (store_tmp_write), then index_append gives it its UID
+ * and renames it into cur/. The OK goes out only after both.
+ *
+ * Flags: the system flags are kept as Maildir info letters; \Recent is
+ * ignored (the server sets it, §2.3.2) and so, for now, are keywords.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "imap/imap_parse.h"
+#include "imap/imap_private.h"
+#include "io/conn.h"
+#include "io/server.h"
+#include "store/folders.h"
+#include "store/index.h"
+#include "store/store.h"
+
+/* In Maildir's sorted order, so the letters come out sorted. */
+static const struct {
+	char letter;
+	const char *flag;
+} append_flags[] = {
+	{ 'D', "\\Draft" },
+	{ 'F', "\\Flagged" },
+	{ 'R', "\\Answered" },
+	{ 'S', "\\Seen" },
+	{ 'T', "\\Deleted" },
+};
+
+#define APPEND_NFLAGS (sizeof(append_flags) / sizeof(append_flags[0]))
+
+uint64_t
+imap_append_limit(const struct imap_session *s)
+{
+	uint64_t limit = s->srv->cfg->message_size_limit;
+	return limit < IMAP_PARSE_LITERAL_MAX ? limit : IMAP_PARSE_LITERAL_MAX;
+}
+
+int
+imap_target_open(struct imap_session *s, const char *name, char **canon_r,
+		 char **dir_r)
+{
+	enum store_folder_err err = STORE_FOLDER_OK;
+	char *error = NULL;
+	*canon_r = NULL;
+	*dir_r = NULL;
+	if (store_folder_name_check(name, canon_r, &err, &error) < 0 ||
+	    !store_folder_exists(s->mail_root, s->address, *canon_r)) {
+		/* §6.3.11, §6.4.7: TRYCREATE tells the client a CREATE may help. */
+		free(error);
+		free(*canon_r);
+		*canon_r = NULL;
+		conn_printf(s->conn, "%s NO [TRYCREATE] No such mailbox\r\n", s->tag);
+		return -1;
+	}
+	*dir_r = store_folder_path(s->mail_root, s->address, *canon_r, &err, &error);
+	if (*dir_r == NULL || imap_index_ensure(s, &error) < 0) {
+		log_err("imap %s: user=%s target open failed: %s", s->id, s->address,
+			error != NULL ? error : "?");
+		free(error);
+		free(*canon_r);
+		free(*dir_r);
+		*canon_r = *dir_r = NULL;
+		conn_printf(s->conn, "%s NO [SERVERBUG] Internal error, try again\r\n", s->tag);
+		return -1;
+	}
+	return 0;
+}
+
+/* The flag list as sorted Maildir letters; -1 on an unknown \flag. */
+static int
+append_parse_flags(const struct imap_arg *list, char letters[APPEND_NFLAGS + 1])
+{
+	unsigned mask = 0;
+	for (size_t i = 0; i < list->u.list.count; i++) {
+		const struct imap_arg *a = &list->u.list.items[i];
+		if (a->type != IMAP_ARG_ATOM)
+			return -1;
+		if (a->u.str.data[0] != '\\')
+			continue; /* a keyword: not kept yet */
+		if (strcasecmp(a->u.str.data, "\\Recent") == 0)
+			continue;
+		size_t f = 0;
+		while (f < APPEND_NFLAGS && strcasecmp(a->u.str.data, append_flags[f].flag) != 0)
+			f++;
+		if (f == APPEND_NFLAGS)
+			return -1;
+		mask |= 1u << f;
+	}
+	size_t n = 0;
+	for (size_t f = 0; f < APPEND_NFLAGS; f++)
+		if (mask & (1u << f))
+			letters[n++] = append_flags[f].letter;
+	letters[n] = '\0';
+	return 0;
+}
+
+static int
+append_digits(const char *p, int n)
+{
+	int v = 0;
+	for (int i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return -1;
+		v = v * 10 + (p[i] - '0');
+	}
+	return v;
+}
+
+/*
+ * date-time (RFC 3501 §9): "dd-Mon-yyyy hh:mm:ss +zzzz", the day may be
+ * " d". -1 if malformed.
+ */
+static int
+append_parse_date(const char *s, size_t len, time_t *date_r)
+{
+	static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+	if (len != 26 || s[2] != '-' || s[6] != '-' || s[11] != ' ' || s[14] != ':' ||
+	    s[17] != ':' || s[20] != ' ' || (s[21] != '+' && s[21] != '-'))
+		return -1;
+	int day = s[0] == ' ' ? append_digits(s + 1, 1) : append_digits(s, 2);
+	int mon = -1;
+	for (int m = 0; m < 12; m++)
+		if (strncasecmp(s + 3, months + 3 * m, 3) == 0)
+			mon = m;
+	int year = append_digits(s + 7, 4), hour = append_digits(s + 12, 2);
+	int min = append_digits(s + 15, 2), sec = append_digits(s + 18, 2);
+	int zh = append_digits(s + 22, 2), zm = append_digits(s + 24, 2);
+	if (day < 1 || day > 31 || mon < 0 || year < 1970 || hour > 23 || min > 59 ||
+	    sec > 60 || zh < 0 || zm < 0 || zm > 59)
+		return -1;
+	struct tm tm = {
+		.tm_mday = day, .tm_mon = mon, .tm_year = year - 1900,
+		.tm_hour = hour, .tm_min = min, .tm_sec = sec,
+	};
+	time_t t = timegm(&tm);
+	if (t == (time_t)-1)
+		return -1;
+	long zone = (zh * 60L + zm) * 60L;
+	/* The zone says how far local time is ahead of UTC. */
+	*date_r = s[21] == '+' ? t - zone : t + zone;
+	return 0;
+}
+
+struct append_req {
+	const char *mailbox;
+	char letters[APPEND_NFLAGS + 1];
+	time_t date;
+	const char *data;
+	size_t len;
+};
+
+/* mailbox [flags] [date-time] message; -1 after BAD. */
+static int
+append_parse(struct imap_session *s, const struct imap_arg *args, size_t argc,
+	     struct append_req *req)
+{
+	size_t len, i = 1;
+	memset(req, 0, sizeof(*req));
+	req->date = time(NULL);
+	if (argc < 2 || argc > 4 || !imap_arg_get_astring(&args[0], &req->mailbox, &len) ||
+	    args[argc - 1].type != IMAP_ARG_STRING) {
+		imap_reply_bad(s, "Expected a mailbox, optional flags and date, and a literal");
+		return -1;
+	}
+	if (i < argc - 1 && args[i].type == IMAP_ARG_LIST) {
+		if (append_parse_flags(&args[i], req->letters) < 0) {
+			imap_reply_bad(s, "Invalid flag in APPEND");
+			return -1;
+		}
+		i++;
+	}
+	if (i < argc - 1 && args[i].type == IMAP_ARG_STRING) {
+		if (append_parse_date(args[i].u.str.data, args[i].u.str.len, &req->date) < 0) {
+			imap_reply_bad(s, "Invalid date-time in APPEND");
+			return -1;
+		}
+		i++;
+	}
+	if (i != argc - 1) {
+		imap_reply_bad(s, "Expected a mailbox, optional flags and date, and a literal");
+		return -1;
+	}
+	req->data = args[argc - 1].u.str.data;
+	req->len = args[argc - 1].u.str.len;
+	return 0;
+}
+
+/* Writes the file and gives it its UID; 0, or -1 after answering NO. */
+static int
+append_store(struct imap_session *s, const struct append_req *req, const char *mailbox,
+	     const char *dir, uint32_t *validity_r, uint32_t *uid_r)
+{
+	char *name = NULL, *error = NULL;
+	if (store_tmp_write(s->srv->store, dir, req->date, req->letters, req->data,
+			    req->len, &name, &error) < 0 ||
+	    index_append(s->index, mailbox, dir, (const char *const *)&name, 1,
+			 validity_r, uid_r, &error) < 0) {
+		log_err("imap %s: user=%s append failed: %s", s->id, s->address,
+			error != NULL ? error : "?");
+		free(error);
+		free(name);
+		conn_printf(s->conn, "%s NO [SERVERBUG] Append failed, try again\r\n", s->tag);
+		return -1;
+	}
+	free(name);
+	return 0;
+}
+
+int
+imap_cmd_append(struct imap_session *s, const struct imap_arg *args, size_t argc)
+{
+	struct append_req req;
+	if (append_parse(s, args, argc, &req) < 0)
+		return -1;
+	if (req.len > imap_append_limit(s)) {
+		conn_printf(s->conn, "%s NO [TOOBIG] Message too large\r\n", s->tag);
+		return 0;
+	}
+	if (req.len == 0) {
+		conn_printf(s->conn, "%s NO Empty message\r\n", s->tag);
+		return 0;
+	}
+	char *mailbox, *dir;
+	if (imap_target_open(s, req.mailbox, &mailbox, &dir) < 0)
+		return 0;
+	uint32_t validity = 0, uid = 0;
+	if (append_store(s, &req, mailbox, dir, &validity, &uid) == 0) {
+		log_info("imap %s: append user=%s mailbox=%s uid=%u size=%zu", s->id,
+			 s->address, mailbox, uid, req.len);
+		struct buf out = BUF_INIT;
+		char *error = NULL;
+		/* The new message is announced (EXISTS) before the OK when it
+		   went into the selected mailbox. */
+		if (s->state == IMAP_STATE_SELECTED && strcmp(mailbox, s->sel.name) == 0 &&
+		    imap_sync(s, true, &out, &error) < 0) {
+			log_err("imap %s: user=%s sync after append failed: %s", s->id,
+				s->address, error != NULL ? error : "?");
+			free(error);
+		}
+		buf_appendf(&out, "%s OK [APPENDUID %u %u] APPEND completed\r\n", s->tag,
+			    validity, uid);
+		conn_write(s->conn, out.data, out.len);
+		buf_free(&out);
+	}
+	free(mailbox);
+	free(dir);
+	return 0;
+}
