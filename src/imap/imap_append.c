@@ -8,8 +8,9 @@
  * tmp/ and fsynced (store_tmp_write), then index_append gives it its UID
  * and renames it into cur/. The OK goes out only after both.
  *
- * Flags: the system flags are kept as Maildir info letters; \Recent is
- * ignored (the server sets it, §2.3.2) and so, for now, are keywords.
+ * Flags: the system flags are kept as Maildir info letters, keywords as
+ * the folder's keyword letters (index.h); \Recent is ignored (the server
+ * sets it, §2.3.2).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,17 +81,24 @@ imap_target_open(struct imap_session *s, const char *name, char **canon_r,
 	return 0;
 }
 
-/* The flag list as sorted Maildir letters; -1 on an unknown \flag. */
+/* The flag list as sorted Maildir letters and keyword names; -1 on an
+   unknown \flag or a malformed keyword. */
 static int
-append_parse_flags(const struct imap_arg *list, char letters[APPEND_NFLAGS + 1])
+append_parse_flags(const struct imap_arg *list, char letters[APPEND_NFLAGS + 1],
+		   struct buf *keywords)
 {
 	unsigned mask = 0;
 	for (size_t i = 0; i < list->u.list.count; i++) {
 		const struct imap_arg *a = &list->u.list.items[i];
 		if (a->type != IMAP_ARG_ATOM)
 			return -1;
-		if (a->u.str.data[0] != '\\')
-			continue; /* a keyword: not kept yet */
+		if (a->u.str.data[0] != '\\') {
+			if (!index_keyword_valid(a->u.str.data, a->u.str.len))
+				return -1;
+			buf_appendf(keywords, "%s%s", keywords->len > 0 ? " " : "",
+				    a->u.str.data);
+			continue;
+		}
 		if (strcasecmp(a->u.str.data, "\\Recent") == 0)
 			continue;
 		size_t f = 0;
@@ -158,6 +166,7 @@ append_parse_date(const char *s, size_t len, time_t *date_r)
 struct append_req {
 	const char *mailbox;
 	char letters[APPEND_NFLAGS + 1];
+	struct buf keywords;
 	time_t date;
 	const char *data;
 	size_t len;
@@ -177,7 +186,7 @@ append_parse(struct imap_session *s, const struct imap_arg *args, size_t argc,
 		return -1;
 	}
 	if (i < argc - 1 && args[i].type == IMAP_ARG_LIST) {
-		if (append_parse_flags(&args[i], req->letters) < 0) {
+		if (append_parse_flags(&args[i], req->letters, &req->keywords) < 0) {
 			imap_reply_bad(s, "Invalid flag in APPEND");
 			return -1;
 		}
@@ -205,8 +214,22 @@ append_store(struct imap_session *s, const struct append_req *req, const char *m
 	     const char *dir, uint32_t *validity_r, uint32_t *uid_r)
 {
 	char *name = NULL, *error = NULL;
-	if (store_tmp_write(s->srv->store, dir, req->date, req->letters, req->data,
-			    req->len, &name, &error) < 0 ||
+	char kw[INDEX_KEYWORDS_MAX + 1] = "";
+	bool limit = false;
+	if (req->keywords.len > 0 &&
+	    index_keywords_letters(dir, req->keywords.data, kw, &limit, &error) < 0) {
+		if (limit) {
+			free(error);
+			conn_printf(s->conn, "%s NO [LIMIT] Too many keywords in this mailbox\r\n",
+				    s->tag);
+			return -1;
+		}
+	}
+	char *info = xasprintf("%s%s", req->letters, kw);
+	int r = error != NULL ? -1 : store_tmp_write(s->srv->store, dir, req->date, info,
+						      req->data, req->len, &name, &error);
+	free(info);
+	if (r < 0 ||
 	    index_append(s->index, mailbox, dir, (const char *const *)&name, 1,
 			 validity_r, uid_r, &error) < 0) {
 		log_err("imap %s: user=%s append failed: %s", s->id, s->address,
@@ -220,27 +243,40 @@ append_store(struct imap_session *s, const struct append_req *req, const char *m
 	return 0;
 }
 
+static void imap_append_to(struct imap_session *s, const struct append_req *req,
+			   const char *mailbox, const char *dir);
+
 int
 imap_cmd_append(struct imap_session *s, const struct imap_arg *args, size_t argc)
 {
 	struct append_req req;
-	if (append_parse(s, args, argc, &req) < 0)
+	if (append_parse(s, args, argc, &req) < 0) {
+		buf_free(&req.keywords);
 		return -1;
-	if (req.len > imap_append_limit(s)) {
-		conn_printf(s->conn, "%s NO [TOOBIG] Message too large\r\n", s->tag);
-		return 0;
-	}
-	if (req.len == 0) {
-		conn_printf(s->conn, "%s NO Empty message\r\n", s->tag);
-		return 0;
 	}
 	char *mailbox, *dir;
-	if (imap_target_open(s, req.mailbox, &mailbox, &dir) < 0)
-		return 0;
+	if (req.len > imap_append_limit(s)) {
+		conn_printf(s->conn, "%s NO [TOOBIG] Message too large\r\n", s->tag);
+	} else if (req.len == 0) {
+		conn_printf(s->conn, "%s NO Empty message\r\n", s->tag);
+	} else if (imap_target_open(s, req.mailbox, &mailbox, &dir) == 0) {
+		imap_append_to(s, &req, mailbox, dir);
+		free(mailbox);
+		free(dir);
+	}
+	buf_free(&req.keywords);
+	return 0;
+}
+
+/* Stores the message into an existing mailbox and answers. */
+static void
+imap_append_to(struct imap_session *s, const struct append_req *req, const char *mailbox,
+	       const char *dir)
+{
 	uint32_t validity = 0, uid = 0;
-	if (append_store(s, &req, mailbox, dir, &validity, &uid) == 0) {
+	if (append_store(s, req, mailbox, dir, &validity, &uid) == 0) {
 		log_info("imap %s: append user=%s mailbox=%s uid=%u size=%zu", s->id,
-			 s->address, mailbox, uid, req.len);
+			 s->address, mailbox, uid, req->len);
 		struct buf out = BUF_INIT;
 		char *error = NULL;
 		/* The new message is announced (EXISTS) before the OK when it
@@ -256,7 +292,4 @@ imap_cmd_append(struct imap_session *s, const struct imap_arg *args, size_t argc
 		conn_write(s->conn, out.data, out.len);
 		buf_free(&out);
 	}
-	free(mailbox);
-	free(dir);
-	return 0;
 }

@@ -6,8 +6,8 @@
  * rewritten, only renamed, and the flags live in each name, so the two
  * names can never disagree about content. The link is made in the
  * target's tmp/ under a new unique name (whose leading seconds keep the
- * source's INTERNALDATE, §6.4.7 "SHOULD preserve") with the source's info
- * part as it is (system flags and other tools' keyword letters); then
+ * source's INTERNALDATE, §6.4.7 "SHOULD preserve") with the source's flags
+ * and keywords (in the target's letters); then
  * index_append gives all of them UIDs at once and renames them into cur/.
  * Either every message is copied or none is (§6.4.7).
  */
@@ -106,20 +106,33 @@ copy_bytes(const char *from, const char *to, char **error_r)
 
 /*
  * The copy's name: a new unique part dated like the source, then the
- * source's ",S=,W=" fields (",U=" is replaced by index_append) and its
- * info part, both as they are.
+ * source's ",S=,W=" fields (",U=" is replaced by index_append), then the
+ * info part: the system flags, and the keywords as the target folder's
+ * letters (each folder has its own letter map). A keyword the target
+ * cannot take (its map is full) is dropped, with a log line.
  */
 static char *
-copy_name(struct imap_session *s, const struct index_msg *m)
+copy_name(struct imap_session *s, const struct index_msg *m, const char *dir)
 {
 	const char *base = strrchr(m->path, '/');
 	base = base != NULL ? base + 1 : m->path;
-	const char *colon = strchr(base, ':');
-	const char *fields = strchr(base, ',');
-	if (fields == NULL || (colon != NULL && fields > colon))
-		fields = colon != NULL ? colon : base + strlen(base);
+	size_t baselen = strcspn(base, ":");
+	const char *fields = memchr(base, ',', baselen);
+	if (fields == NULL)
+		fields = base + baselen;
+	char letters[INDEX_KEYWORDS_MAX + 1] = "";
+	bool limit = false;
+	char *error = NULL;
+	if (m->keywords[0] != '\0' &&
+	    index_keywords_letters(dir, m->keywords, letters, &limit, &error) < 0) {
+		log_warn("imap %s: user=%s keywords not copied: %s", s->id, s->address,
+			 limit ? "the target has no room for more" : error);
+		free(error);
+		letters[0] = '\0';
+	}
 	char *unique = store_unique_name(s->srv->store, m->internaldate);
-	char *name = xasprintf("%s%s", unique, fields);
+	char *name = xasprintf("%s%.*s:2,%s%s", unique, (int)(base + baselen - fields),
+			       fields, m->flags, letters);
 	free(unique);
 	return name;
 }
@@ -144,7 +157,7 @@ copy_link_all(struct imap_session *s, struct copy_job *job, char **error_r)
 		}
 		if (r < 0)
 			break;
-		job->names[i] = copy_name(s, &m);
+		job->names[i] = copy_name(s, &m, job->dir);
 		job->src_paths[i] = xstrdup(m.path);
 		index_msg_clear(&m);
 		char *to = xasprintf("%s/%s", tmpdir, job->names[i]);

@@ -77,14 +77,16 @@ index_append_begin(struct index *ix, const char *mailbox, const char *dir,
 
 static int
 index_append_row(struct index *ix, const char *mailbox, const char *dir,
-		 uint32_t uid, const char *name, uint64_t modseq, char **error_r)
+		 const struct index_kwmap *map, uint32_t uid, const char *name,
+		 uint64_t modseq, char **error_r)
 {
 	char flags[8];
 	index_name_flags(name, flags);
+	char *keywords = index_kwmap_names_of(map, name);
 	char *path = xasprintf("%s/cur/%s", dir, name);
 	sqlite3_stmt *st = index_prepare(ix, "INSERT INTO messages(mailbox, uid,"
-		" basename, flags, internaldate, size_crlf, modseq)"
-		" VALUES (?, ?, ?, ?, ?, ?, ?)", error_r);
+		" basename, flags, internaldate, size_crlf, modseq, keywords)"
+		" VALUES (?, ?, ?, ?, ?, ?, ?, ?)", error_r);
 	int rc = SQLITE_ERROR;
 	if (st != NULL) {
 		sqlite3_bind_text(st, 1, mailbox, -1, SQLITE_STATIC);
@@ -94,10 +96,12 @@ index_append_row(struct index *ix, const char *mailbox, const char *dir,
 		sqlite3_bind_int64(st, 5, (sqlite3_int64)index_file_date(name, path));
 		sqlite3_bind_int64(st, 6, (sqlite3_int64)index_file_size(name, path));
 		sqlite3_bind_int64(st, 7, (sqlite3_int64)modseq);
+		sqlite3_bind_text(st, 8, keywords, -1, SQLITE_STATIC);
 		rc = sqlite3_step(st);
 		sqlite3_finalize(st);
 	}
 	free(path);
+	free(keywords);
 	if (rc != SQLITE_DONE)
 		return st == NULL ? -1 : index_db_error(ix, "insert", error_r);
 	return 0;
@@ -110,13 +114,18 @@ index_append_rows(struct index *ix, const char *mailbox, const char *dir,
 		  char **error_r)
 {
 	uint64_t modseq;
-	if (index_modseq_next(ix, mailbox, &modseq, error_r) < 0)
+	struct index_kwmap map;
+	if (index_modseq_next(ix, mailbox, &modseq, error_r) < 0 ||
+	    index_kwmap_load(dir, &map, error_r) < 0)
 		return -1;
 	for (size_t i = 0; i < count; i++) {
-		if (index_append_row(ix, mailbox, dir, first + (uint32_t)i, placed[i],
-				     modseq, error_r) < 0)
+		if (index_append_row(ix, mailbox, dir, &map, first + (uint32_t)i, placed[i],
+				     modseq, error_r) < 0) {
+			index_kwmap_clear(&map);
 			return -1;
+		}
 	}
+	index_kwmap_clear(&map);
 	sqlite3_stmt *st = index_prepare(ix, "UPDATE mailboxes SET uidnext = ?"
 					 " WHERE name = ?", error_r);
 	if (st == NULL)

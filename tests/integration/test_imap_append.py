@@ -109,7 +109,7 @@ def test_append_flags_date_appenduid_restart(imap):
         assert int(m.untagged_responses["UIDVALIDITY"][0]) == validity
         flags, date, body = fetch_one(m, uid)
         # \\Recent: in the first session to see it, not after the restart.
-        assert flags == {"\\Seen", "\\Flagged"} | (set() if restart else {"\\Recent"})
+        assert flags == {"\\Seen", "\\Flagged", "$Label1"} | (set() if restart else {"\\Recent"})
         assert epoch_of(date) == want
         assert body == MSG
         assert fetch_one(m, uid2)[2] == MSG + b"again\r\n"

@@ -225,3 +225,28 @@ def test_limit(imap):
     _, permanent = select(m)
     assert permanent == b"(" + SYSTEM + b" " + names.encode() + b" Junk)"
     m.logout()
+
+
+def test_append_and_copy_carry_keywords(imap):
+    """APPEND keeps keywords; COPY gives them the target folder's letters
+    (each folder has its own map)."""
+    tern, port = imap
+    three(tern)
+    m = login(port)
+    assert m.create("Work")[0] == "OK"
+    # Work's map gets "Other" first, so letters differ between folders.
+    typ, data = m.append("Work", "(Other $Label1)", None, b"Subject: a\r\n\r\nx\r\n")
+    assert typ == "OK", data
+    select(m)
+    assert m.store("1", "+FLAGS", "($Label1)")[0] == "OK"
+    assert m.copy("1", "Work")[0] == "OK"
+    m.select("Work")
+    typ, data = m.fetch("1:2", "FLAGS")
+    got = [re.search(rb"FLAGS \(([^)]*)\)", d).group(1).split() for d in data]
+    assert set(got[0]) - {b"\\Recent"} == {b"Other", b"$Label1"}
+    assert set(got[1]) - {b"\\Recent"} == {b"$Label1"}
+    work = tern.maildir(DEMO) / ".Work"
+    assert (work / "tern-keywords").read_text() == "a Other\nb $Label1\n"
+    names = sorted(p.name.split(":2,")[1] for p in (work / "cur").iterdir())
+    assert sorted(names) == ["ab", "b"]
+    m.logout()
