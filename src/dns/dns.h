@@ -39,10 +39,11 @@ struct dns_result {
 	enum dns_kind kind;
 	/*
 	 * When not DNS_OK: the enhanced status code (RFC 3463) a bounce or
-	 * deferral should carry — "5.1.2" (no such domain), "5.1.10" (null MX,
-	 * to be answered with 556, RFC 7505 §4.1), "4.4.3" (resolver failure),
-	 * "4.4.4" (no host has an address), "5.1.2" for a bad literal — and a
-	 * one-line text for logs and DSNs. NULL when DNS_OK.
+	 * deferral should carry — "5.1.2" (no such domain or host, a bad name
+	 * or literal), "5.1.10" (null MX, to be answered with 556, RFC 7505
+	 * §4.1), "4.4.3" (resolver failure or timeout), "4.4.4" (no host has an
+	 * address) — and a one-line text naming the domain, for logs and DSNs,
+	 * such as "example.org: no such domain". Both NULL when DNS_OK.
 	 */
 	const char *status;
 	char *error;

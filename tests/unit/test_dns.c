@@ -1,18 +1,17 @@
 /*
  * Unit tests of dns/ against a real resolver: a dnsmasq on 127.0.0.1 with
- * a free port and fixed records under tern.test, killed at the end (and by
- * PR_SET_PDEATHSIG should this test die first).
+ * a free port and fixed records under tern.test, killed at the end, or by
+ * its guard process should this test die first.
  */
 #include <arpa/inet.h>
-#include <errno.h>
 #include <event2/event.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,7 +22,6 @@
 #include "test.h"
 
 static struct event_base *base;
-static pid_t dnsmasq_pid = -1;
 static char servers[64];
 
 /* ---- dnsmasq ------------------------------------------------------------ */
@@ -53,14 +51,45 @@ static const char *const records[] = {
 	"--mx-host=noaddr.tern.test,txtonly.tern.test,20",
 };
 
+/*
+ * dnsmasq runs under a guard process of ours that kills it as soon as the
+ * pipe from this process reads EOF: when dnsmasq_stop() closes it, or when
+ * this test dies in any way. (PR_SET_PDEATHSIG alone does not hold:
+ * dnsmasq clears it when it sets its credentials.)
+ */
+static pid_t guard_pid = -1;
+static int guard_fd = -1;
+
 static void
 dnsmasq_stop(void)
 {
-	if (dnsmasq_pid <= 0)
+	if (guard_pid <= 0)
 		return;
-	kill(dnsmasq_pid, SIGTERM);
-	waitpid(dnsmasq_pid, NULL, 0);
-	dnsmasq_pid = -1;
+	close(guard_fd);
+	waitpid(guard_pid, NULL, 0);
+	guard_pid = -1;
+}
+
+static void __attribute__((noreturn))
+guard_run(int fd, char **argv)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(fd);
+		execv(argv[0], argv);
+		perror(argv[0]);
+		_exit(127);
+	}
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	while (pid > 0 && waitpid(pid, NULL, WNOHANG) == 0) {
+		/* Data never comes: readable means EOF, the test is done. */
+		if (poll(&p, 1, 100) == 1) {
+			kill(pid, SIGTERM);
+			waitpid(pid, NULL, 0);
+			_exit(0);
+		}
+	}
+	_exit(1); /* dnsmasq could not start, or died */
 }
 
 /* A port free for UDP and TCP on 127.0.0.1 right now. */
@@ -110,27 +139,27 @@ dnsmasq_start(void)
 	snprintf(port_arg, sizeof(port_arg), "--port=%d", port);
 	argv[n++] = port_arg;
 	if (geteuid() == 0)
-		argv[n++] = "--user=root"; /* so that PR_SET_PDEATHSIG stays */
+		argv[n++] = "--user=root"; /* no need to become nobody */
 	for (size_t i = 0; i < sizeof(records) / sizeof(records[0]); i++)
 		argv[n++] = (char *)records[i];
 	argv[n] = NULL;
-	pid_t parent = getpid();
-	dnsmasq_pid = fork();
-	if (dnsmasq_pid < 0)
+	int fds[2];
+	if (pipe(fds) < 0)
 		return false;
-	if (dnsmasq_pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(1);
-		execv(argv[0], argv);
-		perror(argv[0]);
-		_exit(127);
+	guard_pid = fork();
+	if (guard_pid < 0)
+		return false;
+	if (guard_pid == 0) {
+		close(fds[1]);
+		guard_run(fds[0], argv);
 	}
+	close(fds[0]);
+	guard_fd = fds[1];
 	atexit(dnsmasq_stop);
 	/* Ready once it accepts TCP on its port (it binds UDP first). */
 	for (int i = 0; i < 3000; i++) {
-		if (waitpid(dnsmasq_pid, NULL, WNOHANG) != 0) {
-			dnsmasq_pid = -1;
+		if (waitpid(guard_pid, NULL, WNOHANG) != 0) {
+			guard_pid = -1;
 			return false;
 		}
 		if (port_listening(port)) {
