@@ -443,6 +443,50 @@ test_no_server(void)
 	close(silent);
 }
 
+/* A server in this loop that answers every query with SERVFAIL. */
+static void
+on_servfail_query(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	unsigned char pkt[512];
+	struct sockaddr_storage from;
+	socklen_t len = sizeof(from);
+	ssize_t n = recvfrom(fd, pkt, sizeof(pkt), 0, (struct sockaddr *)&from, &len);
+	if (n < 12)
+		return;
+	pkt[2] |= 0x80;   /* QR: a response, the question echoed */
+	pkt[3] = 0x80 | 2; /* RA, RCODE 2: SERVFAIL */
+	sendto(fd, pkt, (size_t)n, 0, (struct sockaddr *)&from, len);
+}
+
+static void
+test_servfail(void)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	TEST_ASSERT(bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+	TEST_ASSERT(getsockname(fd, (struct sockaddr *)&sin, &len) == 0);
+	struct event *ev = event_new(base, fd, EV_READ | EV_PERSIST, on_servfail_query, NULL);
+	event_add(ev, NULL);
+	char list[64];
+	snprintf(list, sizeof(list), "127.0.0.1:%d", ntohs(sin.sin_port));
+	struct dns *d = dns_open(list);
+	if (d != NULL) {
+		/* c-ares 1.18 tries each server again on SERVFAIL and then
+		 * reports ARES_ECONNREFUSED, whose text this is. */
+		expect(d, "mx.tern.test", true, "temp 4.4.3 mx.tern.test: MX lookup "
+		       "failed: Could not contact DNS servers");
+		expect(d, "mx1.tern.test", false, "temp 4.4.3 mx1.tern.test: address "
+		       "lookup failed: Could not contact DNS servers");
+		dns_free(&d);
+	}
+	event_free(ev);
+	close(fd);
+}
+
 static int never_calls;
 
 static void
@@ -552,6 +596,7 @@ main(void)
 	test_run("literals", test_literals);
 	test_run("bad_servers", test_bad_servers);
 	test_run("config_key", test_config_key);
+	test_run("servfail", test_servfail);
 	if (!dnsmasq_start()) {
 		fprintf(stderr, "cannot start /usr/sbin/dnsmasq (scripts/deps.sh installs it)\n");
 		test_failed++;
