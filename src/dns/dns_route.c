@@ -354,7 +354,8 @@ dns_route_start(struct dns_query *q)
 	}
 	if (lit < 0 || !dns_name_valid(q->name)) {
 		dns_query_finish(q, dns_result_new(DNS_PERMANENT, "5.1.2",
-			xasprintf("%s: not a valid %s", q->name,
+			/* Cut: a peer's name may be as long as its line. */
+			xasprintf("%.255s: not a valid %s", q->name,
 				  lit < 0 ? "address literal" : "domain name")));
 		return;
 	}

@@ -376,6 +376,13 @@ test_literals(void)
 	char *want = xasprintf("perm 5.1.2 %s: not a valid domain name", long_label);
 	expect(d, long_label, true, want);
 	free(want);
+	char *huge = xmalloc(1001);
+	memset(huge, 'b', 1000);
+	huge[1000] = '\0';
+	want = xasprintf("perm 5.1.2 %.255s: not a valid domain name", huge);
+	expect(d, huge, true, want);
+	free(want);
+	free(huge);
 	expect(d, "192.0.2.8", false, "ok|192.0.2.8 0 192.0.2.8");
 	expect(d, "2001:db8::8", false, "ok|2001:db8::8 0 2001:db8::8");
 	expect(d, "[192.0.2.9]", false, "ok|[192.0.2.9] 0 192.0.2.9");
