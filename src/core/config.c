@@ -54,6 +54,7 @@ static const struct config_key config_keys[] = {
 	K("tls_key", KEY_PATH, tls_key),
 	K("tls_sni", KEY_SNI, tls_sni),
 	K("trusted_networks", KEY_NETS, trusted_networks),
+	K("dns_servers", KEY_STRING, dns_servers),
 	K("message_size_limit", KEY_SIZE, message_size_limit),
 	K("recipient_limit", KEY_UINT, recipient_limit),
 	K("line_length_limit", KEY_SIZE, line_length_limit),
@@ -361,6 +362,7 @@ config_free(struct config **cfgp)
 	free(cfg->tls_sni);
 	for (int i = 0; i < PROTO_COUNT; i++)
 		free(cfg->listen[i]);
+	free(cfg->dns_servers);
 	net_list_free(&cfg->trusted_networks);
 	net_list_free(&cfg->plaintext_auth_networks);
 	for (int i = 0; i < PROTO_COUNT; i++) {

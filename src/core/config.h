@@ -45,6 +45,7 @@ struct config {
 	size_t ntls_sni;
 	char *listen[PROTO_COUNT]; /* "addr:port ..." per protocol, or NULL */
 	struct net_list trusted_networks;
+	char *dns_servers;    /* "ip[:port],..." for relaying, NULL: resolv.conf */
 
 	size_t message_size_limit;  /* bytes */
 	unsigned recipient_limit;   /* RCPT per message */
