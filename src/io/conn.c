@@ -750,6 +750,8 @@ conn_connected(struct conn *c)
 	/* The idle timer now waits for the first input (the greeting). */
 	if (c->timeout_ms > 0)
 		conn_set_timeout_ms(c, c->timeout_ms);
+	if (c->handler->on_connect != NULL)
+		c->handler->on_connect(c, c->ctx);
 }
 
 static void

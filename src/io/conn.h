@@ -24,6 +24,8 @@ struct conn_handler {
 	void (*on_close)(struct conn *c, void *ctx);
 	/* The server is stopping: end the session now if nothing is in flight. */
 	void (*on_shutdown)(struct conn *c, void *ctx);
+	/* Client conns (conn_connect): the connect succeeded. May be NULL. */
+	void (*on_connect)(struct conn *c, void *ctx);
 };
 
 enum conn_line {
