@@ -52,6 +52,7 @@ struct conn {
 	/* Client side: a connect in progress, the name for SNI, the failure. */
 	bool client;
 	bool connecting;
+	unsigned idle_after_connect;
 	char *tls_host;
 	char *error;
 
@@ -171,7 +172,7 @@ conn_new(struct event_base *base, int fd, const struct sockaddr *peer, socklen_t
 
 struct conn *
 conn_connect(struct event_base *base, const struct sockaddr *addr, socklen_t addrlen,
-	     unsigned timeout_ms, const struct conn_handler *handler, void *ctx,
+	     unsigned connect_ms, unsigned idle_ms, const struct conn_handler *handler, void *ctx,
 	     char **error_r)
 {
 	int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -190,8 +191,9 @@ conn_connect(struct event_base *base, const struct sockaddr *addr, socklen_t add
 	/* Writable means connected (or failed: SO_ERROR tells, conn_on_write). */
 	c->connecting = true;
 	event_add(c->ev_write, NULL);
-	if (timeout_ms > 0)
-		conn_set_timeout_ms(c, timeout_ms);
+	c->idle_after_connect = idle_ms;
+	if (connect_ms > 0)
+		conn_set_timeout_ms(c, connect_ms);
 	return c;
 }
 
@@ -748,10 +750,7 @@ conn_connected(struct conn *c)
 	if (evbuffer_get_length(c->out) == 0)
 		event_del(c->ev_write);
 	/* The idle timer now waits for the first input (the greeting). */
-	if (c->timeout_ms > 0)
-		conn_set_timeout_ms(c, c->timeout_ms);
-	if (c->handler->on_connect != NULL)
-		c->handler->on_connect(c, c->ctx);
+	conn_set_timeout_ms(c, c->idle_after_connect);
 }
 
 static void

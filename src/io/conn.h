@@ -24,8 +24,6 @@ struct conn_handler {
 	void (*on_close)(struct conn *c, void *ctx);
 	/* The server is stopping: end the session now if nothing is in flight. */
 	void (*on_shutdown)(struct conn *c, void *ctx);
-	/* Client conns (conn_connect): the connect succeeded. May be NULL. */
-	void (*on_connect)(struct conn *c, void *ctx);
 };
 
 enum conn_line {
@@ -45,12 +43,13 @@ struct conn *conn_new(struct event_base *base, int fd, const struct sockaddr *pe
 /*
  * Client side: a non-blocking connect to addr. The session hears nothing
  * until input arrives (the greeting); a failed connect, or none within
- * timeout_ms (on_timeout first), closes the conn, and conn_error says why.
+ * connect_ms (on_timeout first), closes the conn, and conn_error says why.
+ * Once connected, the idle timeout is idle_ms (the greeting's).
  * Client conns do not count in conn_peer_count / conn_total_count. NULL
  * only when no socket can be made.
  */
 struct conn *conn_connect(struct event_base *base, const struct sockaddr *addr,
-			  socklen_t addrlen, unsigned timeout_ms,
+			  socklen_t addrlen, unsigned connect_ms, unsigned idle_ms,
 			  const struct conn_handler *handler, void *ctx, char **error_r);
 /* Why a client conn failed (connect, TLS handshake, conn_abort), or NULL. */
 const char *conn_error(const struct conn *c);

@@ -684,14 +684,6 @@ smtpc_on_drain(struct conn *c, void *ctx)
 }
 
 static void
-smtpc_on_connect(struct conn *c, void *ctx)
-{
-	struct smtp_client *cl = ctx;
-	log_debug("smtp client: connected to %s[%s]", cl->opts.host, conn_peer(c));
-	conn_set_timeout_ms(c, cl->to.greeting);
-}
-
-static void
 smtpc_on_timeout(struct conn *c, void *ctx)
 {
 	struct smtp_client *cl = ctx;
@@ -784,7 +776,6 @@ static const struct conn_handler smtpc_handler = {
 	.on_drain = smtpc_on_drain,
 	.on_timeout = smtpc_on_timeout,
 	.on_close = smtpc_on_close,
-	.on_connect = smtpc_on_connect,
 };
 
 static unsigned
@@ -822,7 +813,7 @@ smtp_client_start(struct event_base *base, const struct sockaddr *addr, socklen_
 	cl->ctx = ctx;
 	cl->state = SMTPC_GREETING;
 	char *error = NULL;
-	cl->conn = conn_connect(base, addr, addrlen, cl->to.connect, &smtpc_handler, cl, &error);
+	cl->conn = conn_connect(base, addr, addrlen, cl->to.connect, cl->to.greeting, &smtpc_handler, cl, &error);
 	if (cl->conn == NULL) {
 		smtpc_set_failure(cl, 421, "4.4.1", error);
 		free(error);
