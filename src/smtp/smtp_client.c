@@ -353,11 +353,15 @@ smtpc_log_msg(struct smtp_client *cl, const struct smtp_client_msg *msg)
 {
 	for (size_t i = 0; i < msg->nrcpt; i++) {
 		const struct smtp_rcpt_result *r = &msg->results[i];
+		/* The first line of the reply, or the code before a local reason. */
 		const char *nl = strchr(r->text, '\n');
-		log_info("%s: to=<%s> relay=%s[%s] status=%s (%u %s %.*s)", msg->id, msg->rcpts[i],
+		int n = nl != NULL ? (int)(nl - r->text) : (int)strlen(r->text);
+		char code[24] = "";
+		if (strtoul(r->text, NULL, 10) != r->code)
+			snprintf(code, sizeof(code), "%u %s ", r->code, r->enhanced);
+		log_info("%s: to=<%s> relay=%s[%s] status=%s (%s%.*s)", msg->id, msg->rcpts[i],
 			 cl->opts.host, cl->conn != NULL ? conn_peer(cl->conn) : "",
-			 smtp_client_status_name(r->status), r->code, r->enhanced,
-			 nl != NULL ? (int)(nl - r->text) : (int)strlen(r->text), r->text);
+			 smtp_client_status_name(r->status), code, n, r->text);
 	}
 }
 
