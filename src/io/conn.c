@@ -217,6 +217,7 @@ conn_fail(struct conn *c, const char *fmt, ...)
 	evbuffer_drain(c->out, evbuffer_get_length(c->out));
 	c->closing = true;
 	event_del(c->ev_read);
+	event_del(c->ev_write);
 	evtimer_del(c->ev_timer);
 	conn_schedule(c);
 }

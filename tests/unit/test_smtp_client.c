@@ -5,6 +5,7 @@
  * and the per-recipient results. The client runs on the test's event loop.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -806,6 +807,154 @@ test_tls_required_not_offered(void)
 	close(fd);
 }
 
+/* ---- against a real ternd (built beside this test) ---- */
+
+static int
+write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	if (f == NULL)
+		return -1;
+	fputs(text, f);
+	return fclose(f);
+}
+
+/* The files of a Maildir's new/, each read whole, in *files_r (up to max). */
+static size_t
+read_new(const char *dir, struct buf *files_r, size_t max)
+{
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return 0;
+	size_t n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL && n < max) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		FILE *f = fopen(path, "rb");
+		if (f == NULL)
+			continue;
+		char tmp[4096];
+		size_t got;
+		while ((got = fread(tmp, 1, sizeof(tmp), f)) > 0)
+			buf_append(&files_r[n], tmp, got);
+		fclose(f);
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* The stored file: Return-Path, Delivered-To, Received, then body byte-exact. */
+static bool
+stored_as(const struct buf *file, const char *rcpt, const char *body)
+{
+	char head[256];
+	snprintf(head, sizeof(head), "Return-Path: <s@src.test>\nDelivered-To: %s\nReceived: ",
+		 rcpt);
+	size_t n = strlen(body);
+	return file->len > strlen(head) + n && strncmp(file->data, head, strlen(head)) == 0 &&
+	       memcmp(file->data + file->len - n, body, n) == 0 &&
+	       file->data[file->len - n - 1] == '\n' && file->data[file->len - n - 2] != '\n';
+}
+
+static void
+test_real_ternd(void)
+{
+	char bindir[1024];
+	ssize_t n = readlink("/proc/self/exe", bindir, sizeof(bindir) - 1);
+	TEST_ASSERT(n > 0);
+	if (n <= 0)
+		return;
+	bindir[n] = '\0';
+	*strrchr(bindir, '/') = '\0';
+
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	socklen_t alen = sizeof(a);
+	TEST_ASSERT(bind(s, (struct sockaddr *)&a, alen) == 0);
+	TEST_ASSERT(getsockname(s, (struct sockaddr *)&a, &alen) == 0);
+	close(s);
+
+	char dir[256], path[4096], conf[512], text[1024], cmd[4096];
+	snprintf(dir, sizeof(dir), "%s/ternd", tmpdir);
+	TEST_ASSERT(mkdir(dir, 0700) == 0);
+	snprintf(conf, sizeof(conf), "%s/tern.conf", dir);
+	snprintf(text, sizeof(text),
+		 "hostname = mail.example.test\ndomains = example.test\ndata_dir = var\n"
+		 "users_file = users\naliases_file = aliases\nlog_level = warning\n"
+		 "listen.smtp = 127.0.0.1:%u\n", ntohs(a.sin_port));
+	TEST_ASSERT(write_text(conf, text) == 0);
+	snprintf(path, sizeof(path), "%s/users", dir);
+	TEST_ASSERT(write_text(path, "") == 0);
+	snprintf(path, sizeof(path), "%s/aliases", dir);
+	TEST_ASSERT(write_text(path, "postmaster: bob@example.test\n") == 0);
+	snprintf(cmd, sizeof(cmd), "echo pw | %s/tern -c %s user add bob@example.test "
+		 "--password-stdin >/dev/null", bindir, conf);
+	TEST_ASSERT(system(cmd) == 0);
+
+	pid_t pid = fork();
+	if (pid == 0) {
+		snprintf(path, sizeof(path), "%s/ternd", bindir);
+		execl(path, "ternd", "-c", conf, (char *)NULL);
+		_exit(127);
+	}
+	/* Wait until it listens: each try is a real connect, nothing is timed. */
+	bool up = false;
+	for (int i = 0; i < 400 && !up; i++) {
+		int t = socket(AF_INET, SOCK_STREAM, 0);
+		up = connect(t, (struct sockaddr *)&a, sizeof(a)) == 0;
+		close(t);
+		if (!up)
+			usleep(25000);
+	}
+	TEST_ASSERT(up);
+
+	const char *body1 = "From: s@src.test\nSubject: one\n\n.leading dot\nlast line\n";
+	const char *body2 = "From: s@src.test\nSubject: two\n\ncaf\xc3\xa9\n";
+	static const char *const bob[] = { "bob@example.test" };
+	static const char *const mixed[] = { "nobody@example.test", "bob@example.test" };
+	int fd1 = msg_file(body1), fd2 = msg_file(body2);
+	struct smtp_client_msg m[2] = {
+		make_msg(mixed, 2, fd1, strlen(body1)),
+		make_msg(bob, 1, fd2, strlen(body2)),
+	};
+	m[1].eightbit = true;
+	struct smtp_client_opts o = default_opts();
+	o.host = "mail.example.test";
+	struct run r;
+	run_client(&r, &a, &o, m, 2);
+	TEST_ASSERT(r.res[0][0].status == SMTP_RCPT_PERMFAIL);
+	TEST_ASSERT(r.res[0][0].code == 550);
+	TEST_ASSERT(r.res[0][1].status == SMTP_RCPT_DELIVERED);
+	TEST_ASSERT(r.res[1][0].status == SMTP_RCPT_DELIVERED);
+
+	snprintf(path, sizeof(path), "%s/var/mail/example.test/bob/new", dir);
+	struct buf files[3] = { BUF_INIT, BUF_INIT, BUF_INIT };
+	size_t nfiles = read_new(path, files, 3);
+	TEST_ASSERT(nfiles == 2);
+	if (nfiles == 2) {
+		bool first = stored_as(&files[0], "bob@example.test", body1);
+		TEST_ASSERT(stored_as(&files[first ? 0 : 1], "bob@example.test", body1));
+		TEST_ASSERT(stored_as(&files[first ? 1 : 0], "bob@example.test", body2));
+	}
+	for (size_t i = 0; i < 3; i++)
+		buf_free(&files[i]);
+
+	kill(pid, SIGTERM);
+	int status = 0;
+	waitpid(pid, &status, 0);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fprintf(stderr, "ternd status %d\n", status);
+	TEST_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	run_free(&r);
+	close(fd1);
+	close(fd2);
+}
+
 int
 main(void)
 {
@@ -848,6 +997,7 @@ main(void)
 	test_run("starttls_auth_login", test_starttls_auth_login);
 	test_run("tls_wrong_name", test_tls_wrong_name);
 	test_run("tls_required_not_offered", test_tls_required_not_offered);
+	test_run("real_ternd", test_real_ternd);
 
 	SSL_CTX_free(server_ctx);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
