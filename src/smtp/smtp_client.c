@@ -48,6 +48,7 @@ struct smtp_client {
 	void *ctx;
 
 	enum smtpc_state state;
+	unsigned awaiting;  /* replies owed: commands sent (and the greeting) */
 	struct smtpc_reply reply;
 	struct smtpc_ext ext;
 	bool tls_tried;
@@ -55,7 +56,7 @@ struct smtp_client {
 	bool tx_dirty;      /* a MAIL was sent since the last RSET */
 
 	/* The transaction of msgs[cur]: command 0 MAIL, 1..n RCPT, n+1 DATA. */
-	size_t tx_sent, tx_answered, tx_expected;
+	size_t tx_sent, tx_answered;
 	bool tx_mail_failed;
 	bool *accepted;     /* per recipient: 250 to RCPT */
 	size_t naccepted;
@@ -167,6 +168,7 @@ smtpc_send(struct smtp_client *cl, enum smtpc_state state, unsigned timeout_ms, 
 	buf_appends(&b, "\r\n");
 	conn_write(cl->conn, b.data, b.len);
 	buf_free(&b);
+	cl->awaiting++;
 	cl->state = state;
 	conn_set_timeout_ms(cl->conn, timeout_ms);
 }
@@ -289,15 +291,18 @@ smtpc_auth_begin(struct smtp_client *cl)
 static void
 smtpc_after_ehlo(struct smtp_client *cl)
 {
-	if (!cl->tls_tried && cl->opts.tls != SMTP_TLS_NONE && cl->opts.tls_ctx != NULL) {
+	if (!cl->tls_tried && cl->opts.tls != SMTP_TLS_NONE) {
 		cl->tls_tried = true;
-		if (cl->ext.starttls) {
+		if (cl->ext.starttls && cl->opts.tls_ctx != NULL) {
 			smtpc_send(cl, SMTPC_STARTTLS, cl->to.command, "STARTTLS");
 			return;
 		}
 		if (cl->opts.tls == SMTP_TLS_REQUIRED) {
 			/* Never fall back to clear text when TLS was asked for. */
-			smtpc_give_up(cl, 451, "4.7.0", "TLS is required but the peer does not offer STARTTLS",
+			smtpc_give_up(cl, 451, "4.7.0",
+				      cl->opts.tls_ctx == NULL
+					      ? "TLS is required but no TLS client context was given"
+					      : "TLS is required but the peer does not offer STARTTLS",
 				      true);
 			return;
 		}
@@ -429,7 +434,6 @@ smtpc_tx_begin(struct smtp_client *cl)
 	cl->naccepted = 0;
 	cl->tx_mail_failed = false;
 	cl->tx_answered = 0;
-	cl->tx_expected = msg->nrcpt + 2;
 	cl->tx_dirty = true;
 	/* RFC 2920 §3.1: MAIL, RCPTs and DATA may go as one group, DATA last. */
 	size_t last = cl->ext.pipelining ? msg->nrcpt + 1 : 0;
@@ -491,7 +495,7 @@ smtpc_on_data_reply(struct smtp_client *cl)
 		/* RFC 2920 §3.1: a 354 despite no recipients gets an empty body. */
 		if (cl->reply.code == 354) {
 			conn_writes(cl->conn, ".\r\n");
-			cl->tx_expected++;
+			cl->awaiting++;
 			conn_set_timeout_ms(cl->conn, cl->to.dot);
 			return;
 		}
@@ -500,6 +504,7 @@ smtpc_on_data_reply(struct smtp_client *cl)
 	}
 	if (cl->reply.code == 354) {
 		cl->state = SMTPC_BODY;
+		cl->awaiting++; /* the reply to the final dot */
 		dot_encoder_init(&cl->enc);
 		cl->body_done = 0;
 		cl->body_finished = false;
@@ -669,6 +674,12 @@ smtpc_on_input(struct conn *c, void *ctx)
 			return;
 		}
 		if (f == SMTPC_FEED_DONE) {
+			/* RFC 2920 §3.2 keeps replies in order and one per command. */
+			if (cl->awaiting == 0) {
+				smtpc_garbage(cl, "unexpected reply");
+				return;
+			}
+			cl->awaiting--;
 			smtpc_on_reply(cl);
 			smtpc_reply_reset(&cl->reply);
 		}
@@ -816,6 +827,7 @@ smtp_client_start(struct event_base *base, const struct sockaddr *addr, socklen_
 	cl->on_done = on_done;
 	cl->ctx = ctx;
 	cl->state = SMTPC_GREETING;
+	cl->awaiting = 1; /* the greeting */
 	char *error = NULL;
 	cl->conn = conn_connect(base, addr, addrlen, cl->to.connect, cl->to.greeting, &smtpc_handler, cl, &error);
 	if (cl->conn == NULL) {
