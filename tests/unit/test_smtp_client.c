@@ -35,8 +35,9 @@ static char tmpdir[] = "/tmp/tern-smtpc-XXXXXX";
 /*
  * Script steps: "C:line" reads one line from the client (recorded);
  * "B:" reads a message body through its final dot (recorded); "S:text"
- * sends text CRLF; "T:" starts TLS (server side); "E:" reads until the
- * client closes; "X:" closes now.
+ * sends text CRLF; "T:" starts TLS (server side); "H:" stops reading
+ * until the test calls peer_release; "E:" reads until the client closes;
+ * "X:" closes now.
  */
 struct peer {
 	int listen_fd;
@@ -48,6 +49,7 @@ struct peer {
 	SSL *ssl;
 	char in[65536];
 	size_t inlen;
+	int hold[2]; /* a pipe: "H:" waits for a byte on hold[0] */
 };
 
 static ssize_t
@@ -133,6 +135,11 @@ peer_main(void *arg)
 			while ((n = peer_read(p, tmp, sizeof(tmp))) > 0)
 				buf_append(&p->got, tmp, (size_t)n);
 		}
+		if (s[0] == 'H') {
+			char ch;
+			if (read(p->hold[0], &ch, 1) != 1)
+				break;
+		}
 		if (s[0] == 'X')
 			break;
 	}
@@ -149,6 +156,8 @@ peer_start(struct peer *p, const char *const *script)
 {
 	memset(p, 0, sizeof(*p));
 	p->script = script;
+	if (pipe(p->hold) < 0)
+		abort();
 	p->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
 	p->addr.sin_family = AF_INET;
 	p->addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -166,6 +175,8 @@ peer_finish(struct peer *p)
 {
 	pthread_join(p->thread, NULL);
 	close(p->listen_fd);
+	close(p->hold[0]);
+	close(p->hold[1]);
 	if (p->got.data == NULL)
 		return strdup("");
 	return buf_steal(&p->got);
@@ -583,6 +594,34 @@ test_timeout_data(void)
 	close(fd);
 }
 
+/* The peer stops reading in the middle of a big body: §4.5.3.2.5 applies. */
+static void
+test_timeout_data_block(void)
+{
+	static const char *const script[] = {
+		"S:220 mx.test", "C:", "S:250-mx.test\r\n250 PIPELINING",
+		"C:", "C:", "C:", "S:250 ok", "S:250 ok", "S:354 go", "H:", "E:", NULL,
+	};
+	struct buf body = BUF_INIT;
+	for (int i = 0; i < 200000; i++)
+		buf_appends(&body, "0123456789012345678901234567890123456789\n");
+	int fd = msg_file(body.data);
+	struct smtp_client_msg m = make_msg(rcpt1, 1, fd, body.len);
+	struct smtp_client_opts o = default_opts();
+	o.timeouts.block = 100;
+	struct peer p;
+	peer_start(&p, script);
+	struct run r;
+	run_client(&r, &p.addr, &o, &m, 1);
+	TEST_ASSERT(write(p.hold[1], "x", 1) == 1);
+	free(peer_finish(&p));
+	ASSERT_RES(r.res[0][0], SMTP_RCPT_TEMPFAIL, 421, "4.4.2",
+		   "timed out sending the message data to mx.test");
+	run_free(&r);
+	buf_free(&body);
+	close(fd);
+}
+
 static void
 test_421(void)
 {
@@ -988,6 +1027,7 @@ main(void)
 	test_run("timeout_ehlo", test_timeout_ehlo);
 	test_run("timeout_greeting", test_timeout_greeting);
 	test_run("timeout_data", test_timeout_data);
+	test_run("timeout_data_block", test_timeout_data_block);
 	test_run("421", test_421);
 	test_run("garbage", test_garbage);
 	test_run("long_line", test_long_line);
