@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include <event2/event.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "core/buf.h"
 #include "core/log.h"
@@ -45,7 +47,14 @@ struct conn {
 	struct sockaddr_storage peer;
 	char peer_str[64];
 	unsigned local_port;
-	unsigned timeout;
+	unsigned timeout_ms;
+
+	/* Client side: a connect in progress, the name for SNI, the failure. */
+	bool client;
+	bool connecting;
+	unsigned idle_after_connect;
+	char *tls_host;
+	char *error;
 
 	SSL *ssl;
 	SSL_CTX *tls_wanted;   /* STARTTLS said: begin once the reply is out */
@@ -86,6 +95,8 @@ peer_slot_get(const char *addr)
 static void
 peer_slot_put(struct peer_slot *slot)
 {
+	if (slot == NULL)
+		return;
 	if (--slot->count > 0)
 		return;
 	for (struct peer_slot **p = &peer_slots; *p != NULL; p = &(*p)->next) {
@@ -101,11 +112,14 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg);
 static void conn_on_write(evutil_socket_t fd, short what, void *arg);
 static void conn_on_timer(evutil_socket_t fd, short what, void *arg);
 static void conn_on_later(evutil_socket_t fd, short what, void *arg);
+static void conn_schedule(struct conn *c);
 static void conn_finish(struct conn *c);
+static void conn_fail(struct conn *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
-struct conn *
-conn_new(struct event_base *base, int fd, const struct sockaddr *peer, socklen_t peerlen,
-	 const struct conn_handler *handler, void *ctx)
+static struct conn *
+conn_alloc(struct event_base *base, int fd, const struct sockaddr *peer, socklen_t peerlen,
+	   const struct conn_handler *handler, void *ctx, bool client)
 {
 	struct conn *c = xcalloc(1, sizeof(*c));
 	c->base = base;
@@ -133,15 +147,88 @@ conn_new(struct event_base *base, int fd, const struct sockaddr *peer, socklen_t
 	if (c->out == NULL || c->ev_read == NULL || c->ev_write == NULL ||
 	    c->ev_timer == NULL || c->ev_later == NULL)
 		abort();
-	c->slot = peer_slot_get(c->peer_str);
-	c->slot->count++;
-	conn_count++;
+	/* Outgoing connections do not count against the server's limits. */
+	c->client = client;
+	if (!client) {
+		c->slot = peer_slot_get(c->peer_str);
+		c->slot->count++;
+		conn_count++;
+	}
 	c->next = conn_all;
 	if (conn_all != NULL)
 		conn_all->prev = c;
 	conn_all = c;
+	return c;
+}
+
+struct conn *
+conn_new(struct event_base *base, int fd, const struct sockaddr *peer, socklen_t peerlen,
+	 const struct conn_handler *handler, void *ctx)
+{
+	struct conn *c = conn_alloc(base, fd, peer, peerlen, handler, ctx, false);
 	event_add(c->ev_read, NULL);
 	return c;
+}
+
+struct conn *
+conn_connect(struct event_base *base, const struct sockaddr *addr, socklen_t addrlen,
+	     unsigned connect_ms, unsigned idle_ms, const struct conn_handler *handler, void *ctx,
+	     char **error_r)
+{
+	int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		*error_r = xasprintf("socket: %s", strerror(errno));
+		return NULL;
+	}
+	int r = connect(fd, addr, addrlen);
+	int err = r == 0 ? 0 : errno;
+	struct conn *c = conn_alloc(base, fd, addr, addrlen, handler, ctx, true);
+	if (r < 0 && err != EINPROGRESS) {
+		/* Reported like a late failure: on_close from the loop. */
+		conn_fail(c, "connect to %s: %s", c->peer_str, strerror(err));
+		return c;
+	}
+	/* Writable means connected (or failed: SO_ERROR tells, conn_on_write). */
+	c->connecting = true;
+	event_add(c->ev_write, NULL);
+	c->idle_after_connect = idle_ms;
+	if (connect_ms > 0)
+		conn_set_timeout_ms(c, connect_ms);
+	return c;
+}
+
+const char *
+conn_error(const struct conn *c)
+{
+	return c->error;
+}
+
+/* A client-side failure: remembered for the session, and the conn closes at once. */
+static void
+conn_fail(struct conn *c, const char *fmt, ...)
+{
+	if (c->error == NULL) {
+		va_list ap;
+		va_start(ap, fmt);
+		if (vasprintf(&c->error, fmt, ap) < 0)
+			abort();
+		va_end(ap);
+	}
+	evbuffer_drain(c->out, evbuffer_get_length(c->out));
+	c->closing = true;
+	event_del(c->ev_read);
+	event_del(c->ev_write);
+	evtimer_del(c->ev_timer);
+	conn_schedule(c);
+}
+
+void
+conn_abort(struct conn *c, const char *reason)
+{
+	if (reason != NULL)
+		conn_fail(c, "%s", reason);
+	else
+		conn_fail(c, "%s", "aborted");
 }
 
 const char *
@@ -186,12 +273,18 @@ conn_shutdown_all(void)
 void
 conn_set_timeout(struct conn *c, unsigned seconds)
 {
-	c->timeout = seconds;
-	if (seconds == 0) {
+	conn_set_timeout_ms(c, seconds * 1000);
+}
+
+void
+conn_set_timeout_ms(struct conn *c, unsigned ms)
+{
+	c->timeout_ms = ms;
+	if (ms == 0) {
 		evtimer_del(c->ev_timer);
 		return;
 	}
-	struct timeval tv = { .tv_sec = seconds, .tv_usec = 0 };
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
 	evtimer_add(c->ev_timer, &tv);
 }
 
@@ -273,7 +366,7 @@ conn_discard_input(struct conn *c)
 bool
 conn_busy(const struct conn *c)
 {
-	return c->paused || c->closing || c->tls_wanted != NULL || c->handshaking ||
+	return c->paused || c->closing || c->connecting || c->tls_wanted != NULL || c->handshaking ||
 	       evbuffer_get_length(c->out) >= CONN_OUTPUT_HIGH;
 }
 
@@ -379,8 +472,11 @@ conn_free(struct conn *c)
 		SSL_free(c->ssl);
 	if (c->fd >= 0)
 		close(c->fd);
+	free(c->tls_host);
+	free(c->error);
 	peer_slot_put(c->slot);
-	conn_count--;
+	if (!c->client)
+		conn_count--;
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
@@ -407,7 +503,7 @@ conn_finish(struct conn *c)
 	event_del(c->ev_read);
 	event_del(c->ev_write);
 	evtimer_del(c->ev_timer);
-	if (c->ssl != NULL && !c->handshaking)
+	if (c->ssl != NULL && !c->handshaking && !c->connecting)
 		SSL_shutdown(c->ssl); /* close_notify, best effort */
 	shutdown(c->fd, SHUT_RDWR);
 	c->handler->on_close(c, c->ctx);
@@ -496,12 +592,39 @@ conn_tls_handshake(struct conn *c)
 	char detail[256];
 	ERR_error_string_n(ERR_get_error(), detail, sizeof(detail));
 	ERR_clear_error();
+	if (c->client) {
+		long v = SSL_get_verify_result(c->ssl);
+		if (v != X509_V_OK)
+			snprintf(detail, sizeof(detail), "certificate: %s",
+				 X509_verify_cert_error_string(v));
+	}
 	log_info("%s: TLS handshake failed: %s", c->peer_str, detail);
 	/* Nothing can be said in clear now: drop what was queued and go. */
-	evbuffer_drain(c->out, evbuffer_get_length(c->out));
-	c->closing = true;
-	event_del(c->ev_read);
-	conn_schedule(c);
+	conn_fail(c, "TLS handshake with %s failed: %s", c->peer_str, detail);
+}
+
+/*
+ * The client side: SNI names the host (RFC 6066 §3, never an address
+ * literal); with verification on, the certificate must also match it
+ * (RFC 6125 via OpenSSL's host check).
+ */
+static void
+conn_tls_client_setup(struct conn *c)
+{
+	SSL_set_connect_state(c->ssl);
+	const char *host = c->tls_host;
+	if (host == NULL)
+		return;
+	unsigned char addr[16];
+	bool literal = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
+	if (!literal)
+		SSL_set_tlsext_host_name(c->ssl, host);
+	if (SSL_get_verify_mode(c->ssl) & SSL_VERIFY_PEER) {
+		if (literal)
+			X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), host);
+		else
+			SSL_set1_host(c->ssl, host);
+	}
 }
 
 static void
@@ -513,7 +636,10 @@ conn_tls_begin(struct conn *c)
 	c->tls_wanted = NULL;
 	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1)
 		abort();
-	SSL_set_accept_state(c->ssl);
+	if (c->client)
+		conn_tls_client_setup(c);
+	else
+		SSL_set_accept_state(c->ssl);
 	c->handshaking = true;
 	conn_tls_handshake(c);
 }
@@ -531,6 +657,14 @@ conn_start_tls(struct conn *c, SSL_CTX *ctx)
 	event_del(c->ev_read);
 	if (evbuffer_get_length(c->out) == 0)
 		conn_tls_begin(c);
+}
+
+void
+conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *host)
+{
+	free(c->tls_host);
+	c->tls_host = host != NULL ? xstrdup(host) : NULL;
+	conn_start_tls(c, ctx);
 }
 
 bool
@@ -565,8 +699,8 @@ conn_on_read(evutil_socket_t fd, short what, void *arg)
 		event_del(c->ev_read);
 	} else {
 		buf_append(&c->in, tmp, (size_t)n);
-		if (c->timeout > 0)
-			conn_set_timeout(c, c->timeout);
+		if (c->timeout_ms > 0)
+			conn_set_timeout_ms(c, c->timeout_ms);
 	}
 	conn_dispatch_input(c);
 }
@@ -593,12 +727,43 @@ conn_sys_write(struct conn *c)
 	return total;
 }
 
+/* The socket became writable while connecting: did the connect succeed? */
+static void
+conn_connected(struct conn *c)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err != 0) {
+		conn_fail(c, "connect to %s: %s", c->peer_str, strerror(err));
+		return;
+	}
+	c->connecting = false;
+	struct sockaddr_storage local;
+	socklen_t llen = sizeof(local);
+	if (getsockname(c->fd, (struct sockaddr *)&local, &llen) == 0 &&
+	    (local.ss_family == AF_INET || local.ss_family == AF_INET6))
+		c->local_port = ntohs(local.ss_family == AF_INET
+					      ? ((struct sockaddr_in *)&local)->sin_port
+					      : ((struct sockaddr_in6 *)&local)->sin6_port);
+	event_add(c->ev_read, NULL);
+	if (evbuffer_get_length(c->out) == 0)
+		event_del(c->ev_write);
+	/* The idle timer now waits for the first input (the greeting). */
+	conn_set_timeout_ms(c, c->idle_after_connect);
+}
+
 static void
 conn_on_write(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 	(void)fd;
 	(void)what;
+	if (c->connecting) {
+		conn_connected(c);
+		return;
+	}
 	if (c->handshaking) {
 		conn_tls_handshake(c);
 		return;

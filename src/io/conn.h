@@ -40,6 +40,22 @@ enum conn_line {
 struct conn *conn_new(struct event_base *base, int fd, const struct sockaddr *peer,
 		      socklen_t peerlen, const struct conn_handler *handler, void *ctx);
 
+/*
+ * Client side: a non-blocking connect to addr. The session hears nothing
+ * until input arrives (the greeting); a failed connect, or none within
+ * connect_ms (on_timeout first), closes the conn, and conn_error says why.
+ * Once connected, the idle timeout is idle_ms (the greeting's).
+ * Client conns do not count in conn_peer_count / conn_total_count. NULL
+ * only when no socket can be made.
+ */
+struct conn *conn_connect(struct event_base *base, const struct sockaddr *addr,
+			  socklen_t addrlen, unsigned connect_ms, unsigned idle_ms,
+			  const struct conn_handler *handler, void *ctx, char **error_r);
+/* Why a client conn failed (connect, TLS handshake, conn_abort), or NULL. */
+const char *conn_error(const struct conn *c);
+/* Drops queued output and closes at once (a timed-out or broken peer). */
+void conn_abort(struct conn *c, const char *reason);
+
 /* The peer's address as text ("192.0.2.1", "::1"). */
 const char *conn_peer(const struct conn *c);
 const struct sockaddr *conn_peer_addr(const struct conn *c);
@@ -56,6 +72,7 @@ void conn_finish_all(void);
 
 /* Idle timeout in seconds, restarted by every read; 0 turns it off. */
 void conn_set_timeout(struct conn *c, unsigned seconds);
+void conn_set_timeout_ms(struct conn *c, unsigned ms);
 
 /*
  * Takes one line. The pointer stays valid until the next conn_read_line,
@@ -85,6 +102,14 @@ void conn_pause_for(struct conn *c, unsigned ms, void (*then)(struct conn *c, vo
  * queued reply for STARTTLS. Buffered and pipelined input is discarded.
  */
 void conn_start_tls(struct conn *c, struct ssl_ctx_st *ctx);
+/*
+ * Client side of STARTTLS (RFC 3207): call once the 220 reply is read;
+ * input still buffered is discarded. host (may be NULL) is sent as SNI
+ * unless it is an address literal, and checked against the certificate
+ * when ctx verifies peers (tls_client_ctx_new). Output queued after this
+ * call goes out once the handshake is done.
+ */
+void conn_start_tls_client(struct conn *c, struct ssl_ctx_st *ctx, const char *host);
 bool conn_is_tls(const struct conn *c);
 
 void conn_write(struct conn *c, const void *p, size_t n);

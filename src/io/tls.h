@@ -1,6 +1,8 @@
 #ifndef TERN_IO_TLS_H
 #define TERN_IO_TLS_H
 
+#include <stdbool.h>
+
 #include <openssl/ssl.h>
 
 struct config;
@@ -24,5 +26,13 @@ void tls_server_free(struct tls_server **tls);
 
 /* One context from a certificate chain and key (exposed for tests). */
 SSL_CTX *tls_server_ctx_new(const char *cert_path, const char *key_path, char **error_r);
+
+/*
+ * The client side (relay): TLS 1.2 at least. verify false: no certificate
+ * check (opportunistic STARTTLS). verify true: the chain must lead to
+ * ca_file, or to the system store when ca_file is NULL, and
+ * conn_start_tls_client checks the host name. Free with SSL_CTX_free.
+ */
+SSL_CTX *tls_client_ctx_new(bool verify, const char *ca_file, char **error_r);
 
 #endif
