@@ -34,6 +34,7 @@ struct server_runtime {
 	size_t ntls;
 	struct event *ev_drain;
 	time_t drain_started;
+	char *pid_path; /* DATA_DIR/ternd.pid as at start-up (SIGHUP may move data_dir) */
 };
 
 static int
@@ -204,39 +205,32 @@ server_on_signal(evutil_socket_t sig, short what, void *arg)
  * and after the privilege drop (so the same user removes it at exit);
  * tmp + rename so a reader never sees half a number.
  */
-static char *
-server_pid_path(const struct config *cfg)
-{
-	return xasprintf("%s/ternd.pid", cfg->data_dir);
-}
-
 static void
-server_write_pid(const struct config *cfg)
+server_write_pid(struct server_runtime *rt)
 {
-	char *path = server_pid_path(cfg);
-	char *tmp = xasprintf("%s.tmp", path);
+	rt->pid_path = xasprintf("%s/ternd.pid", rt->srv.cfg->data_dir);
+	char *tmp = xasprintf("%s.tmp", rt->pid_path);
 	char text[32];
 	int n = snprintf(text, sizeof(text), "%ld\n", (long)getpid());
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0 || write_all(fd, text, (size_t)n) < 0 || close(fd) < 0 ||
-	    rename(tmp, path) < 0) {
-		log_warn("cannot write %s: %s", path, strerror(errno));
+	    rename(tmp, rt->pid_path) < 0) {
+		log_warn("cannot write %s: %s", rt->pid_path, strerror(errno));
 		unlink(tmp);
 	}
 	free(tmp);
-	free(path);
 }
 
 /* Removes the pid file if it still names us (a second ternd may own it). */
 static void
-server_remove_pid(const struct config *cfg)
+server_remove_pid(struct server_runtime *rt)
 {
-	char *path = server_pid_path(cfg);
-	char *text = read_file(path, 64, NULL);
+	char *text = read_file(rt->pid_path, 64, NULL);
 	if (text != NULL && atol(text) == (long)getpid())
-		unlink(path);
+		unlink(rt->pid_path);
 	free(text);
-	free(path);
+	free(rt->pid_path);
+	rt->pid_path = NULL;
 }
 
 static void
@@ -327,12 +321,12 @@ server_main(const char *config_path, bool detach, session_start_fn *const starts
 		return 1;
 	}
 	listeners_start(rt.listeners, &rt.srv);
-	server_write_pid(rt.srv.cfg);
+	server_write_pid(&rt);
 	log_info("ternd started: %s, domains %s%s", rt.srv.cfg->path, rt.srv.cfg->domains[0],
 		 rt.srv.cfg->ndomains > 1 ? " and more" : "");
 	event_base_dispatch(rt.srv.base);
 	conn_finish_all();
-	server_remove_pid(rt.srv.cfg);
+	server_remove_pid(&rt);
 	log_info("ternd stopped");
 	for (int i = 0; i < NSIGS; i++)
 		event_free(ev_sig[i]);

@@ -109,6 +109,10 @@ def test_state_file_is_read(tern_trusted):
 def test_flush_signals_ternd(tern_trusted):
     t = tern_trusted
     pid_file = t.data_dir / "ternd.pid"
+    # Written once the listeners run, which may be just after the port accepts.
+    deadline = time.monotonic() + TIMEOUT
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert pid_file.read_text() == f"{t.proc.pid}\n"
     qid, _ = spool(t)
     write_state(t, qid, [

@@ -120,7 +120,7 @@ def test_refused_recipient(tern):
     assert r.returncode == 67
     assert b"nosuchuser@example.test" in r.stderr
     assert tern.message_files(ALICE) == []
-    # Relay is refused without trusted_networks: EX_UNAVAILABLE (69).
+    # Relay is refused without trusted_networks (554 to RCPT): also 67.
     r = sendmail(tern, ["x@remote.test"], "Subject: x\n\nx\n")
     assert r.returncode == 67 and b"Relay access denied" in r.stderr
 
