@@ -1,4 +1,4 @@
-/* tern: the admin tool (init, user, check-config, reindex). */
+/* tern: the admin tool (init, user, check-config, reindex, queue, sendmail). */
 #include <errno.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -19,6 +19,8 @@
 #include "core/init.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "queue/queue_admin.h"
+#include "queue/sendmail.h"
 #include "store/folders.h"
 #include "store/index.h"
 #include "store/store.h"
@@ -34,6 +36,8 @@ static const char usage_text[] =
 	"       tern [-c FILE] user list\n"
 	"       tern [-c FILE] check-config\n"
 	"       tern [-c FILE] reindex ADDRESS\n"
+	"       tern [-c FILE] queue list|show ID|del ID|flush [ID]\n"
+	"       tern [-c FILE] sendmail [-t] [-i] [-f SENDER] [-F NAME] [-bs] [RCPT ...]\n"
 	"\n"
 	"  init          write a working site into DIR: tern.conf, users, aliases,\n"
 	"                data/ and a self-signed certificate; listeners on N plus\n"
@@ -42,6 +46,10 @@ static const char usage_text[] =
 	"                ADDRESS without '@' is in the first of the config's domains\n"
 	"  check-config  load the config, users and aliases and report problems\n"
 	"  reindex       rebuild a user's IMAP index from the Maildir (UIDs kept)\n"
+	"  queue         the relay queue: list it, show, delete a message, or make\n"
+	"                messages due now and wake ternd (flush)\n"
+	"  sendmail      sendmail(8): submit a message from stdin to the local ternd\n"
+	"                (also when tern is run through a link named sendmail)\n"
 	"  -c FILE       the config file (default /etc/tern/tern.conf)\n"
 	"  --password-stdin  read the password from the first line of stdin\n"
 	"                (default: ask twice on the terminal)\n";
@@ -450,6 +458,15 @@ cmd_reindex(const struct config *cfg, int argc, char **argv)
 	return failed;
 }
 
+/* ---- tern queue ---- */
+
+static int
+cmd_queue(const struct config *cfg, int argc, char **argv)
+{
+	int r = queue_admin_main(cfg, argc, argv);
+	return r == 2 ? usage() : r;
+}
+
 /* ---- dispatch ---- */
 
 struct tern_cmd {
@@ -469,6 +486,7 @@ static const struct tern_cmd tern_cmds[] = {
 	{ "user", cmd_user },
 	{ "check-config", cmd_check_config_args },
 	{ "reindex", cmd_reindex },
+	{ "queue", cmd_queue },
 };
 
 int
@@ -476,6 +494,9 @@ main(int argc, char **argv)
 {
 	const char *config_path = "/etc/tern/tern.conf";
 	log_open("tern", LOG_LEVEL_WARN, 0);
+	const char *base = strrchr(argv[0], '/');
+	if (strcmp(base != NULL ? base + 1 : argv[0], "sendmail") == 0)
+		return sendmail_main(config_path, argc, argv);
 	int i = 1;
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
@@ -490,6 +511,9 @@ main(int argc, char **argv)
 		return usage();
 	if (strcmp(argv[i], "init") == 0)
 		return cmd_init(argc - i - 1, argv + i + 1);
+	/* sendmail loads the config itself: its own -C may name another. */
+	if (strcmp(argv[i], "sendmail") == 0)
+		return sendmail_main(config_path, argc - i, argv + i);
 	for (size_t k = 0; k < sizeof(tern_cmds) / sizeof(tern_cmds[0]); k++) {
 		if (strcmp(argv[i], tern_cmds[k].name) != 0)
 			continue;

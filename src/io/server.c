@@ -1,6 +1,7 @@
 #include "io/server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -33,6 +34,7 @@ struct server_runtime {
 	size_t ntls;
 	struct event *ev_drain;
 	time_t drain_started;
+	char *pid_path; /* DATA_DIR/ternd.pid as at start-up (SIGHUP may move data_dir) */
 };
 
 static int
@@ -179,6 +181,11 @@ server_on_signal(evutil_socket_t sig, short what, void *arg)
 		server_reload(rt);
 		return;
 	}
+	if (sig == SIGUSR1) {
+		/* `tern queue flush`: the queue runner (issue 5) hooks in here. */
+		log_info("signal %d: queue run requested", (int)sig);
+		return;
+	}
 	if (rt->srv.draining)
 		return;
 	log_info("signal %d: no new sessions, stopping when the open ones end",
@@ -190,6 +197,40 @@ server_on_signal(evutil_socket_t sig, short what, void *arg)
 	rt->ev_drain = event_new(rt->srv.base, -1, EV_PERSIST, server_on_drain_tick, rt);
 	struct timeval tv = { 0, 100 * 1000 };
 	event_add(rt->ev_drain, &tv);
+}
+
+/*
+ * DATA_DIR/ternd.pid names the running daemon, for `tern queue flush`
+ * (SIGUSR1) and init scripts. Written after detaching (the pid changes)
+ * and after the privilege drop (so the same user removes it at exit);
+ * tmp + rename so a reader never sees half a number.
+ */
+static void
+server_write_pid(struct server_runtime *rt)
+{
+	rt->pid_path = xasprintf("%s/ternd.pid", rt->srv.cfg->data_dir);
+	char *tmp = xasprintf("%s.tmp", rt->pid_path);
+	char text[32];
+	int n = snprintf(text, sizeof(text), "%ld\n", (long)getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || write_all(fd, text, (size_t)n) < 0 || close(fd) < 0 ||
+	    rename(tmp, rt->pid_path) < 0) {
+		log_warn("cannot write %s: %s", rt->pid_path, strerror(errno));
+		unlink(tmp);
+	}
+	free(tmp);
+}
+
+/* Removes the pid file if it still names us (a second ternd may own it). */
+static void
+server_remove_pid(struct server_runtime *rt)
+{
+	char *text = read_file(rt->pid_path, 64, NULL);
+	if (text != NULL && atol(text) == (long)getpid())
+		unlink(rt->pid_path);
+	free(text);
+	free(rt->pid_path);
+	rt->pid_path = NULL;
 }
 
 static void
@@ -258,9 +299,10 @@ server_main(const char *config_path, bool detach, session_start_fn *const starts
 	rt.srv.base = event_base_new();
 	if (rt.srv.base == NULL)
 		abort();
-	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
-	struct event *ev_sig[3];
-	for (int i = 0; i < 3; i++) {
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
+	enum { NSIGS = sizeof(sigs) / sizeof(sigs[0]) };
+	struct event *ev_sig[NSIGS];
+	for (int i = 0; i < NSIGS; i++) {
 		ev_sig[i] = evsignal_new(rt.srv.base, sigs[i], server_on_signal, &rt);
 		event_add(ev_sig[i], NULL);
 	}
@@ -272,19 +314,21 @@ server_main(const char *config_path, bool detach, session_start_fn *const starts
 	if (r < 0) {
 		fprintf(stderr, "ternd: %s\n", error);
 		free(error);
-		for (int i = 0; i < 3; i++)
+		for (int i = 0; i < NSIGS; i++)
 			event_free(ev_sig[i]);
 		server_cleanup(&rt);
 		event_base_free(rt.srv.base);
 		return 1;
 	}
 	listeners_start(rt.listeners, &rt.srv);
+	server_write_pid(&rt);
 	log_info("ternd started: %s, domains %s%s", rt.srv.cfg->path, rt.srv.cfg->domains[0],
 		 rt.srv.cfg->ndomains > 1 ? " and more" : "");
 	event_base_dispatch(rt.srv.base);
 	conn_finish_all();
+	server_remove_pid(&rt);
 	log_info("ternd stopped");
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < NSIGS; i++)
 		event_free(ev_sig[i]);
 	server_cleanup(&rt);
 	event_base_free(rt.srv.base);

@@ -19,8 +19,15 @@
  *
  * Addresses never contain a line end (smtp_parse allows none), but a quoted
  * local part may contain blanks: readers take what is between the first '<'
- * and the last '>' of the line. Recipient states are "pending" for now; the
- * queue runner adds its own (done, failed, deferred) when it lands.
+ * and the last '>' of the line.
+ *
+ * The queue file is never changed once it is in queue/: the word after each
+ * recipient is always "pending" and readers ignore it. What happened to each
+ * recipient since (deferred, delivered, failed, attempts, next try, last
+ * reply) lives in DATA_DIR/spool/queue/ID.state, written whole by
+ * queue_msg_save (format in queue_msg.c); no state file means every
+ * recipient is pending and due now. Removing a message deletes ID.state,
+ * then ID.
  */
 
 /*
