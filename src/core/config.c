@@ -29,7 +29,7 @@ proto_std_port(enum proto p)
 }
 
 enum key_type { KEY_STRING, KEY_PATH, KEY_SIZE, KEY_UINT, KEY_DOMAINS, KEY_NETS, KEY_SNI,
-		KEY_LOGLEVEL };
+		KEY_LOGLEVEL, KEY_DURATION, KEY_TRANSPORT };
 
 struct config_key {
 	const char *name;
@@ -76,6 +76,19 @@ static const struct config_key config_keys[] = {
 	ACCESS("imap", PROTO_IMAP),
 	ACCESS("imaps", PROTO_IMAPS),
 	K("log_level", KEY_LOGLEVEL, log_level),
+	K("queue_retry_min", KEY_DURATION, queue_retry_min),
+	K("queue_retry_max", KEY_DURATION, queue_retry_max),
+	K("queue_delay_warning", KEY_DURATION, queue_delay_warning),
+	K("queue_lifetime", KEY_DURATION, queue_lifetime),
+	K("queue_concurrency", KEY_UINT, queue_concurrency),
+	K("queue_domain_concurrency", KEY_UINT, queue_domain_concurrency),
+	K("max_received", KEY_UINT, max_received),
+	K("relay_port", KEY_UINT, relay_port),
+	K("relayhost", KEY_STRING, relayhost),
+	K("relayhost_user", KEY_STRING, relayhost_user),
+	K("relayhost_password", KEY_STRING, relayhost_password),
+	K("relay_tls_ca", KEY_PATH, relay_tls_ca),
+	K("transport", KEY_TRANSPORT, transport),
 };
 
 static const struct {
@@ -118,6 +131,69 @@ config_defaults(struct config *cfg)
 	if (net_list_parse("127.0.0.0/8 ::1", &cfg->plaintext_auth_networks, &bad) < 0)
 		abort();
 	cfg->log_level = LOG_LEVEL_INFO;
+	/* The schedule issue 5 and RFC 5321 §4.5.4.1 suggest: retry after
+	   15 minutes at first, warn after 4 hours, give up after 5 days. */
+	cfg->queue_retry_min = 15 * 60;
+	cfg->queue_retry_max = 2 * 3600;
+	cfg->queue_delay_warning = 4 * 3600;
+	cfg->queue_lifetime = 5 * 86400;
+	cfg->queue_concurrency = 20;
+	cfg->queue_domain_concurrency = 4;
+	cfg->max_received = 50;
+	cfg->relay_port = 25;
+}
+
+static int parse_uint(const char *s, unsigned *out);
+
+/* "90", "30s", "15m", "4h", "5d": seconds. */
+static int
+parse_duration(const char *s, unsigned *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (end == s || errno != 0 || s[0] == '-')
+		return -1;
+	unsigned long unit = 1;
+	switch (*end) {
+	case '\0': case 's': break;
+	case 'm': unit = 60; break;
+	case 'h': unit = 3600; break;
+	case 'd': unit = 86400; break;
+	default: return -1;
+	}
+	if (*end != '\0' && end[1] != '\0')
+		return -1;
+	if (v > UINT_MAX / unit)
+		return -1;
+	*out = (unsigned)(v * unit);
+	return 0;
+}
+
+/* "DOMAIN HOST[:PORT]" (an IPv6 host in brackets), port 25 by default. */
+static int
+parse_transport(struct config *cfg, const char *value)
+{
+	char domain[256], dest[300], rest[2];
+	if (sscanf(value, "%255s %299s %1s", domain, dest, rest) != 2)
+		return -1;
+	unsigned port = 25;
+	char *colon = strrchr(dest, ':');
+	char *bracket = strrchr(dest, ']');
+	if (colon != NULL && (bracket == NULL || colon > bracket)) {
+		*colon = '\0';
+		if (parse_uint(colon + 1, &port) < 0 || port == 0 || port > 65535)
+			return -1;
+	}
+	if (dest[0] == '\0')
+		return -1;
+	cfg->transport = xrealloc(cfg->transport,
+				  (cfg->ntransport + 1) * sizeof(*cfg->transport));
+	struct config_transport *t = &cfg->transport[cfg->ntransport++];
+	t->domain = str_lower(xstrdup(domain));
+	t->host = xstrdup(dest);
+	t->port = port;
+	return 0;
 }
 
 /* "50M", "64k", "1G" or plain bytes. */
@@ -251,6 +327,16 @@ set_key(struct config *cfg, const char *key, const char *value, char **why_r)
 			*why_r = xasprintf("%s: bad network '%s'", key, bad);
 			free(bad);
 			return -1;
+		case KEY_DURATION:
+			if (parse_duration(value, field) == 0)
+				return 0;
+			*why_r = xasprintf("%s: not a duration (seconds, or with s, m, h, d)", key);
+			return -1;
+		case KEY_TRANSPORT:
+			if (parse_transport(cfg, value) == 0)
+				return 0;
+			*why_r = xasprintf("%s: expected DOMAIN HOST[:PORT]", key);
+			return -1;
 		case KEY_LOGLEVEL:
 			if (log_level_parse(value, field) == 0)
 				return 0;
@@ -363,6 +449,15 @@ config_free(struct config **cfgp)
 	for (int i = 0; i < PROTO_COUNT; i++)
 		free(cfg->listen[i]);
 	free(cfg->dns_servers);
+	free(cfg->relayhost);
+	free(cfg->relayhost_user);
+	free(cfg->relayhost_password);
+	free(cfg->relay_tls_ca);
+	for (size_t i = 0; i < cfg->ntransport; i++) {
+		free(cfg->transport[i].domain);
+		free(cfg->transport[i].host);
+	}
+	free(cfg->transport);
 	net_list_free(&cfg->trusted_networks);
 	net_list_free(&cfg->plaintext_auth_networks);
 	for (int i = 0; i < PROTO_COUNT; i++) {

@@ -30,6 +30,13 @@ struct config_sni {
 	char *key;
 };
 
+/* One "transport = DOMAIN HOST[:PORT]" line: where that domain's mail goes. */
+struct config_transport {
+	char *domain;   /* lower case */
+	char *host;     /* a name, an IPv4 address or an IPv6 address in [] */
+	unsigned port;
+};
+
 struct config {
 	char *path;           /* the file it was read from */
 	char *hostname;       /* our name in greetings and Received: */
@@ -65,6 +72,22 @@ struct config {
 	struct net_list access_allow[PROTO_COUNT];
 	struct net_list access_deny[PROTO_COUNT];
 	enum log_level log_level;
+
+	/* The queue and relay (queue/queue_runner.c). Durations in seconds. */
+	unsigned queue_retry_min;     /* the first retry interval; doubles after */
+	unsigned queue_retry_max;     /* the longest interval between tries */
+	unsigned queue_delay_warning; /* a delay notice after this long */
+	unsigned queue_lifetime;      /* a bounce after this long */
+	unsigned queue_concurrency;   /* deliveries at once, in all */
+	unsigned queue_domain_concurrency; /* deliveries at once to one domain */
+	unsigned max_received;        /* more Received: fields than this: a loop */
+	unsigned relay_port;          /* the port of MX hosts (25) */
+	char *relayhost;              /* HOST[:PORT]: all foreign mail goes there */
+	char *relayhost_user;         /* AUTH for the relayhost (TLS required) */
+	char *relayhost_password;
+	char *relay_tls_ca;           /* verify the relayhost's certificate */
+	struct config_transport *transport;
+	size_t ntransport;
 };
 
 /*

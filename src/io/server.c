@@ -1,4 +1,5 @@
 #include "io/server.h"
+#include "queue/queue_runner.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -182,8 +183,9 @@ server_on_signal(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	if (sig == SIGUSR1) {
-		/* `tern queue flush`: the queue runner (issue 5) hooks in here. */
+		/* `tern queue flush` */
 		log_info("signal %d: queue run requested", (int)sig);
+		queue_runner_kick(rt->srv.queue);
 		return;
 	}
 	if (rt->srv.draining)
@@ -191,6 +193,7 @@ server_on_signal(evutil_socket_t sig, short what, void *arg)
 	log_info("signal %d: no new sessions, stopping when the open ones end",
 		 (int)sig);
 	rt->srv.draining = true;
+	queue_runner_stop(rt->srv.queue);
 	listeners_stop(rt->listeners);
 	conn_shutdown_all();
 	rt->drain_started = time(NULL);
@@ -237,6 +240,7 @@ static void
 server_cleanup(struct server_runtime *rt)
 {
 	listeners_free(&rt->listeners);
+	queue_runner_free(&rt->srv.queue);
 	userdb_free(&rt->srv.users);
 	aliases_free(&rt->srv.aliases);
 	store_free(&rt->srv.store);
@@ -311,6 +315,8 @@ server_main(const char *config_path, bool detach, session_start_fn *const starts
 		error = xstrdup("cannot restart the event loop after detaching");
 		r = -1;
 	}
+	if (r == 0 && (rt.srv.queue = queue_runner_new(&rt.srv, &error)) == NULL)
+		r = -1;
 	if (r < 0) {
 		fprintf(stderr, "ternd: %s\n", error);
 		free(error);

@@ -12,6 +12,7 @@ struct aliases;
 struct store;
 struct ssl_ctx_st;
 struct authguard;
+struct queue_runner;
 struct conn;
 
 /*
@@ -27,6 +28,7 @@ struct server {
 	struct store *store;
 	struct ssl_ctx_st *tls; /* OpenSSL's SSL_CTX, or NULL without tls_cert */
 	struct authguard *guard; /* failed-login counts, across sessions */
+	struct queue_runner *queue; /* relays and retries what the spool holds */
 	bool draining; /* SIGTERM: no new sessions, finish the open ones */
 };
 

@@ -12,6 +12,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "queue/queue_runner.h"
 #include "queue/spool.h"
 #include "smtp/smtp_parse.h"
 #include "smtp/smtp_private.h"
@@ -257,6 +258,8 @@ smtp_deliver_spool(struct smtp_session *s, struct smtp_data *d)
 		char *error = NULL;
 		ret = spool_enqueue(s->srv->cfg->data_dir, s->sender, rcpts, n, d->fd,
 				    d->file_size, queue_id, &error);
+		if (ret == 0)
+			queue_runner_kick(s->srv->queue);
 		for (size_t i = 0; i < n; i++) {
 			if (ret == 0)
 				log_info("%s: to=<%s> status=queued queue_id=%s", d->msg_id,

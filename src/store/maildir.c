@@ -233,10 +233,10 @@ maildir_writer_finish(struct maildir_writer *w)
 	return maildir_writer_flush(w);
 }
 
-/* Copies prefix and body_len bytes of body_fd (from offset 0) converted. */
+/* Copies prefix and body_len bytes of body_fd (from body_off) converted. */
 static int
 maildir_copy(struct maildir_writer *w, const char *prefix, size_t prefix_len,
-	     int body_fd, off_t body_len, char **error_r)
+	     int body_fd, off_t body_off, off_t body_len, char **error_r)
 {
 	if (maildir_writer_feed(w, prefix, prefix_len) < 0)
 		goto write_error;
@@ -245,7 +245,7 @@ maildir_copy(struct maildir_writer *w, const char *prefix, size_t prefix_len,
 	while (off < body_len) {
 		size_t want = body_len - off < (off_t)sizeof(in) ?
 			(size_t)(body_len - off) : sizeof(in);
-		ssize_t n = pread(body_fd, in, want, off);
+		ssize_t n = pread(body_fd, in, want, body_off + off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
@@ -289,14 +289,14 @@ store_unique_name(struct store *st, time_t when)
 static int
 maildir_write_tmp(const char *tmppath, struct maildir_writer *w,
 		  const char *prefix, size_t prefix_len, int body_fd,
-		  off_t body_len, char **error_r)
+		  off_t body_off, off_t body_len, char **error_r)
 {
 	w->fd = open(tmppath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (w->fd < 0) {
 		*error_r = xasprintf("open %s: %s", tmppath, strerror(errno));
 		return -1;
 	}
-	int r = maildir_copy(w, prefix, prefix_len, body_fd, body_len, error_r);
+	int r = maildir_copy(w, prefix, prefix_len, body_fd, body_off, body_len, error_r);
 	/*
 	 * The data must be on disk before the name appears in new/: after a
 	 * crash a reader must never find a complete-looking name whose
@@ -320,6 +320,15 @@ int
 store_deliver(struct store *st, const char *address, const char *prefix,
 	      size_t prefix_len, int body_fd, off_t body_len, char **error_r)
 {
+	return store_deliver_at(st, address, prefix, prefix_len, body_fd, 0, body_len,
+				error_r);
+}
+
+int
+store_deliver_at(struct store *st, const char *address, const char *prefix,
+		 size_t prefix_len, int body_fd, off_t body_off, off_t body_len,
+		 char **error_r)
+{
 	char *dir = store_user_dir(st->root, address, error_r);
 	if (dir == NULL)
 		return -1;
@@ -331,7 +340,7 @@ store_deliver(struct store *st, const char *address, const char *prefix,
 	char *tmppath = xasprintf("%s/tmp/%s", dir, unique);
 	struct maildir_writer *w = xcalloc(1, sizeof(*w));
 	int r = maildir_write_tmp(tmppath, w, prefix, prefix_len, body_fd,
-				  body_len, error_r);
+				  body_off, body_len, error_r);
 	char *newdir = xasprintf("%s/new", dir);
 	char *newpath = xasprintf("%s/%s,S=%lld,W=%lld", newdir, unique,
 				  (long long)w->size, (long long)w->wsize);

@@ -33,6 +33,10 @@ void store_free(struct store **st);
  */
 int store_deliver(struct store *st, const char *address, const char *prefix,
 		  size_t prefix_len, int body_fd, off_t body_len, char **error_r);
+/* The same with the message at body_off in body_fd (a queue file). */
+int store_deliver_at(struct store *st, const char *address, const char *prefix,
+		     size_t prefix_len, int body_fd, off_t body_off, off_t body_len,
+		     char **error_r);
 
 struct store_msg {
 	char *uid;          /* stable unique ID: the base name up to its first "," or ":" */
