@@ -29,7 +29,7 @@ proto_std_port(enum proto p)
 }
 
 enum key_type { KEY_STRING, KEY_PATH, KEY_SIZE, KEY_UINT, KEY_DOMAINS, KEY_NETS, KEY_SNI,
-		KEY_LOGLEVEL, KEY_DURATION, KEY_TRANSPORT };
+		KEY_LOGLEVEL, KEY_DURATION, KEY_TRANSPORT, KEY_BOOL };
 
 struct config_key {
 	const char *name;
@@ -76,6 +76,7 @@ static const struct config_key config_keys[] = {
 	ACCESS("imap", PROTO_IMAP),
 	ACCESS("imaps", PROTO_IMAPS),
 	K("log_level", KEY_LOGLEVEL, log_level),
+	K("queue_hold", KEY_BOOL, queue_hold),
 	K("queue_retry_min", KEY_DURATION, queue_retry_min),
 	K("queue_retry_max", KEY_DURATION, queue_retry_max),
 	K("queue_delay_warning", KEY_DURATION, queue_delay_warning),
@@ -326,6 +327,19 @@ set_key(struct config *cfg, const char *key, const char *value, char **why_r)
 				return 0;
 			*why_r = xasprintf("%s: bad network '%s'", key, bad);
 			free(bad);
+			return -1;
+		case KEY_BOOL:
+			if (strcasecmp(value, "yes") == 0 || strcasecmp(value, "on") == 0 ||
+			    strcmp(value, "1") == 0 || strcasecmp(value, "true") == 0) {
+				*(bool *)field = true;
+				return 0;
+			}
+			if (strcasecmp(value, "no") == 0 || strcasecmp(value, "off") == 0 ||
+			    strcmp(value, "0") == 0 || strcasecmp(value, "false") == 0) {
+				*(bool *)field = false;
+				return 0;
+			}
+			*why_r = xasprintf("%s: expected yes or no", key);
 			return -1;
 		case KEY_DURATION:
 			if (parse_duration(value, field) == 0)

@@ -74,6 +74,7 @@ struct config {
 	enum log_level log_level;
 
 	/* The queue and relay (queue/queue_runner.c). Durations in seconds. */
+	bool queue_hold;              /* deliver nothing from the queue (maintenance) */
 	unsigned queue_retry_min;     /* the first retry interval; doubles after */
 	unsigned queue_retry_max;     /* the longest interval between tries */
 	unsigned queue_delay_warning; /* a delay notice after this long */

@@ -158,6 +158,7 @@ server_reload(struct server_runtime *rt)
 		}
 	}
 	log_info("reloaded %s (listeners change only with a restart)", cfg->path);
+	queue_runner_kick(rt->srv.queue); /* queue_hold or the schedule may have changed */
 }
 
 static void

@@ -460,6 +460,10 @@ runner_take(struct queue_runner *r, struct queue_job **fresh, struct queue_msg *
 static void
 runner_scan(struct queue_runner *r)
 {
+	if (r->srv->cfg->queue_hold) {
+		/* SIGHUP after the setting changes brings a scan (kick). */
+		return;
+	}
 	const char *data_dir = r->srv->cfg->data_dir;
 	char **ids = NULL;
 	size_t n = 0;

@@ -107,6 +107,9 @@ class Tern:
             "auth_fail_delay_ms": "200",
             "bad_command_limit": "5",
             "log_level": "debug",
+            # Queued mail stays queued (tests look at it); test_relay
+            # turns delivery on.
+            "queue_hold": "yes",
             "listen.smtp": f"127.0.0.1:{self.smtp_port}",
             "listen.pop3": f"127.0.0.1:{self.pop3_port}",
         }

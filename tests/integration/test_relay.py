@@ -48,11 +48,11 @@ def dns():
 
 def make_pair(tern_factory, dns, start_b=True, **a_settings):
     b = tern_factory(start=start_b, users=B_USERS, domains="b.test",
-                     hostname="mx.b.test", dns_servers=dns)
+                     hostname="mx.b.test", dns_servers=dns, queue_hold="no")
     b.aliases_file.write_text(B_ALIASES)
     settings = dict(domains="a.test", hostname="mx.a.test", dns_servers=dns,
                     relay_port=str(b.smtp_port), trusted_networks="127.0.0.0/8",
-                    queue_retry_min="1", queue_retry_max="2")
+                    queue_retry_min="1", queue_retry_max="2", queue_hold="no")
     settings.update(a_settings)
     a = tern_factory(start=False, users=A_USERS, **settings)
     a.aliases_file.write_text(A_ALIASES)
@@ -187,7 +187,7 @@ def test_transport_map_without_dns(tern_factory):
     b.aliases_file.write_text(B_ALIASES)
     a = tern_factory(start=False, users=A_USERS, domains="a.test", hostname="mx.a.test",
                      trusted_networks="127.0.0.0/8", dns_servers="127.0.0.1:9",
-                     transport=f"b.test 127.0.0.1:{b.smtp_port}")
+                     transport=f"b.test 127.0.0.1:{b.smtp_port}", queue_hold="no")
     a.aliases_file.write_text(A_ALIASES)
     a.start()
     send(a, "alice@a.test", ["bob@b.test"],
@@ -204,7 +204,8 @@ def test_relayhost_with_tls_and_auth(tern_factory):
     a = tern_factory(start=False, users=A_USERS, domains="a.test", hostname="mx.a.test",
                      trusted_networks="127.0.0.0/8", dns_servers="127.0.0.1:9",
                      relayhost=f"127.0.0.1:{b.submission_port}",
-                     relayhost_user="carol@b.test", relayhost_password="carol-pw")
+                     relayhost_user="carol@b.test", relayhost_password="carol-pw",
+                     queue_hold="no")
     a.aliases_file.write_text(A_ALIASES)
     a.start()
     # From carol@b.test: the relayhost lets an authenticated user send as herself.
@@ -215,3 +216,32 @@ def test_relayhost_with_tls_and_auth(tern_factory):
     assert got[0].endswith(b"Through the relayhost.\n")
     # B's Received: says the message came over TLS, authenticated (RFC 3848).
     assert b"with ESMTPSA" in got[0]
+
+
+def test_delay_notice_then_delivery(tern_factory, dns):
+    """B down past queue_delay_warning: the sender gets one delay notice
+    (Action: delayed), and the message still arrives once B is up."""
+    a, b = make_pair(tern_factory, dns, start_b=False, queue_delay_warning="1")
+    send(a, "alice@a.test", ["bob@b.test"],
+         make_message("slow", "Eventually.\n", sender="alice@a.test", to="bob@b.test"))
+    m, parts = bounce_of(a, "alice@a.test")
+    ds = delivery_status(parts[1])
+    assert "Action: delayed" in ds and "Will-Retry-Until:" in ds
+    b.start()
+    got = wait_for(lambda: b.messages("bob@b.test"), "delivery after the notice")
+    assert got[0].endswith(b"Eventually.\n")
+    time.sleep(2)
+    assert len(a.messages("alice@a.test")) == 1     # one notice only
+
+
+def test_queue_hold(tern_factory, dns):
+    a, b = make_pair(tern_factory, dns, queue_hold="yes")
+    send(a, "alice@a.test", ["bob@b.test"],
+         make_message("held", "Held.\n", sender="alice@a.test", to="bob@b.test"))
+    time.sleep(2)
+    assert b.messages("bob@b.test") == [] and len(a.queue_files()) == 1
+    a.settings["queue_hold"] = "no"
+    a.write_config()
+    a.signal(signal.SIGHUP)
+    got = wait_for(lambda: b.messages("bob@b.test"), "delivery after the hold")
+    assert got[0].endswith(b"Held.\n")
