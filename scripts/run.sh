@@ -24,7 +24,8 @@ tern is starting in the foreground (Ctrl-C stops it); config: $dir/tern.conf
   POP3        127.0.0.1:2110   curl --user demo@localhost:$password pop3://127.0.0.1:2110/1
   POP3S       127.0.0.1:2995   curl -k --user demo@localhost:$password pop3s://127.0.0.1:2995/1
   IMAP        127.0.0.1:2143   curl --user demo@localhost:$password 'imap://127.0.0.1:2143/INBOX;UID=1'
-  IMAPS       127.0.0.1:2993   (no SEARCH, COPY or APPEND yet)
+  IMAPS       127.0.0.1:2993   curl -k --user demo@localhost:$password 'imaps://127.0.0.1:2993/INBOX?ALL'
+  queue       $build/tern -c $dir/tern.conf queue list
   Maildir     $dir/data/mail/localhost/demo/
 
 MSG
