@@ -217,11 +217,13 @@ smtp_data_abort(struct smtp_session *s)
 	smtp_data_free(s);
 }
 
-/* Local recipients: one store_deliver each. Returns how many failed. */
-static size_t
-smtp_deliver_local(struct smtp_session *s, struct smtp_data *d)
+/*
+ * Local recipients: one store_deliver each. One that fails goes to the
+ * spool with the foreign ones (spool[i]), and the queue retries it.
+ */
+static void
+smtp_deliver_local(struct smtp_session *s, struct smtp_data *d, bool *spool)
 {
-	size_t failed = 0;
 	for (size_t i = 0; i < s->ntargets; i++) {
 		const char *to = s->targets[i].address;
 		if (!s->targets[i].local)
@@ -233,24 +235,23 @@ smtp_deliver_local(struct smtp_session *s, struct smtp_data *d)
 				  d->file_size, &error) == 0) {
 			log_info("%s: to=<%s> status=delivered", d->msg_id, to);
 		} else {
-			log_warn("%s: to=<%s> status=deferred (%s)", d->msg_id, to,
-				 error != NULL ? error : "store error");
-			failed++;
+			log_warn("%s: to=<%s> local delivery failed, queueing it (%s)", d->msg_id,
+				 to, error != NULL ? error : "store error");
+			spool[i] = true;
 		}
 		free(error);
 		free(prefix);
 	}
-	return failed;
 }
 
-/* Foreign recipients: one queue file for all of them. -1 if it failed. */
+/* Foreign recipients and failed local ones: one queue file. -1 if it failed. */
 static int
-smtp_deliver_spool(struct smtp_session *s, struct smtp_data *d)
+smtp_deliver_spool(struct smtp_session *s, struct smtp_data *d, const bool *spool)
 {
 	char **rcpts = xcalloc(s->ntargets + 1, sizeof(*rcpts));
 	size_t n = 0;
 	for (size_t i = 0; i < s->ntargets; i++)
-		if (!s->targets[i].local)
+		if (!s->targets[i].local || spool[i])
 			rcpts[n++] = s->targets[i].address;
 	int ret = 0;
 	if (n > 0) {
@@ -277,9 +278,10 @@ smtp_deliver_spool(struct smtp_session *s, struct smtp_data *d)
 /*
  * The end of DATA. The 250 goes out only after every copy is durable: the
  * temp file is fsynced first, so that what the store and spool read from
- * it is on disk; they fsync their own files and directories. If any copy
- * failed the client gets a 451 and sends again: some recipients may then
- * get the message twice, but none loses it.
+ * it is on disk; they fsync their own files and directories. A local copy
+ * that fails is queued instead. If the queue file fails too, the client
+ * gets a 451 and sends again: some recipients may then get the message
+ * twice, but none loses it.
  */
 static void
 smtp_data_end(struct smtp_session *s)
@@ -299,10 +301,11 @@ smtp_data_end(struct smtp_session *s)
 			strerror(d->write_errno != 0 ? d->write_errno : errno));
 		smtp_reject(s, "451 4.3.0 Error: local error in processing");
 	} else {
-		size_t failed = smtp_deliver_local(s, d);
-		if (smtp_deliver_spool(s, d) < 0)
-			failed++;
-		if (failed == 0)
+		bool *spool = xcalloc(s->ntargets + 1, sizeof(bool));
+		smtp_deliver_local(s, d, spool);
+		int failed = smtp_deliver_spool(s, d, spool) < 0;
+		free(spool);
+		if (!failed)
 			smtp_reply(s, "250 2.0.0 Ok: queued as %s", d->msg_id);
 		else
 			smtp_reject(s, "451 4.3.0 Error: delivery failed, try again later");

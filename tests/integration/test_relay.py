@@ -245,3 +245,25 @@ def test_queue_hold(tern_factory, dns):
     a.signal(signal.SIGHUP)
     got = wait_for(lambda: b.messages("bob@b.test"), "delivery after the hold")
     assert got[0].endswith(b"Held.\n")
+
+
+def test_failed_local_delivery_is_queued_and_retried(tern_factory, dns):
+    """A local Maildir that cannot take the message now: the client still
+    gets 250 (the message is in the queue), and the queue delivers it once
+    the Maildir works again."""
+    a, b = make_pair(tern_factory, dns)
+    maildir = a.maildir("alice@a.test")
+    maildir.mkdir(parents=True, exist_ok=True)
+    blocker = maildir / "new"
+    if blocker.is_dir():
+        blocker.rmdir()
+    blocker.write_text("not a directory")
+    send(a, "bob@b.test", ["alice@a.test"],
+         make_message("retry local", "Local, later.\n", sender="bob@b.test", to="alice@a.test"))
+    assert len(a.queue_files()) >= 1
+    wait_for(lambda: b"deferred" in a.tern("queue", "list").stdout.encode(),
+             "a deferred local recipient")
+    blocker.unlink()
+    got = wait_for(lambda: a.messages("alice@a.test"), "the retried local delivery")
+    assert len(got) == 1 and got[0].endswith(b"Local, later.\n")
+    assert got[0].startswith(b"Return-Path: <bob@b.test>\nDelivered-To: alice@a.test\n")
