@@ -167,9 +167,11 @@ server_on_drain_tick(evutil_socket_t fd, short what, void *arg)
 	struct server_runtime *rt = arg;
 	(void)fd;
 	(void)what;
-	if (conn_total_count() == 0 || time(NULL) - rt->drain_started >= DRAIN_SECONDS) {
-		if (conn_total_count() > 0)
-			log_warn("stopping with %u sessions still open", conn_total_count());
+	bool idle = conn_total_count() == 0 && queue_runner_idle(rt->srv.queue);
+	if (idle || time(NULL) - rt->drain_started >= DRAIN_SECONDS) {
+		if (!idle)
+			log_warn("stopping with %u sessions and deliveries still open",
+				 conn_total_count());
 		event_base_loopbreak(rt->srv.base);
 	}
 }

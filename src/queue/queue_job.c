@@ -309,13 +309,6 @@ queue_job_run(struct queue_job *job)
 }
 
 void
-queue_job_abort(struct queue_job *job)
-{
-	if (job->client != NULL)
-		smtp_client_abort(job->client);
-}
-
-void
 queue_job_free(struct queue_job *job)
 {
 	if (job->query != NULL)

@@ -68,7 +68,6 @@ struct queue_runner {
 
 /* queue_job.c: runs a job; calls queue_job_done when every recipient has an outcome. */
 void queue_job_run(struct queue_job *job);
-void queue_job_abort(struct queue_job *job);
 void queue_job_free(struct queue_job *job);
 /* queue_runner.c */
 void queue_job_done(struct queue_job *job);

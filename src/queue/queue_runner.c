@@ -60,6 +60,9 @@ queue_runner_new(struct server *srv, char **error_r)
 	return r;
 }
 
+static void runner_finish_msg(struct queue_runner *r, struct queue_job *job,
+			      struct job_msg *m);
+
 void
 queue_runner_free(struct queue_runner **rp)
 {
@@ -69,6 +72,16 @@ queue_runner_free(struct queue_runner **rp)
 	while (r->jobs != NULL) {
 		struct queue_job *job = r->jobs;
 		r->jobs = job->next;
+		/* What a stopped session already got done is recorded, so that a
+		   normal restart delivers nothing twice. */
+		for (size_t i = 0; i < job->nmsgs; i++) {
+			struct job_msg *m = &job->msgs[i];
+			bool any = false;
+			for (size_t j = 0; j < m->n; j++)
+				any |= m->out[j] != OUT_PENDING;
+			if (any)
+				runner_finish_msg(r, job, m);
+		}
 		queue_job_free(job);
 	}
 	if (r->timer != NULL)
@@ -102,8 +115,12 @@ queue_runner_stop(struct queue_runner *r)
 		return;
 	r->stopping = true;
 	evtimer_del(r->timer);
-	for (struct queue_job *job = r->jobs; job != NULL; job = job->next)
-		queue_job_abort(job);
+}
+
+bool
+queue_runner_idle(const struct queue_runner *r)
+{
+	return r == NULL || r->jobs == NULL;
 }
 
 /* ---- the end of a job ---- */

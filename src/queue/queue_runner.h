@@ -14,6 +14,8 @@
  * queue_delay_warning and a bounce after queue_lifetime.
  */
 
+#include <stdbool.h>
+
 struct server;
 struct queue_runner;
 
@@ -24,8 +26,13 @@ struct queue_runner *queue_runner_new(struct server *srv, char **error_r);
 void queue_runner_free(struct queue_runner **r);
 /* Look at the queue soon: something was spooled, or a flush was asked for. */
 void queue_runner_kick(struct queue_runner *r);
-/* The server is stopping: start nothing new, end the SMTP sessions now
-   (what they did not finish stays deferred). */
+/*
+ * The server is stopping: start nothing new; the deliveries under way go
+ * on (ending one mid-DATA could make the next server deliver a message we
+ * then send again). Whatever is still open at exit is recorded by _free.
+ */
 void queue_runner_stop(struct queue_runner *r);
+/* No delivery under way (true for NULL). */
+bool queue_runner_idle(const struct queue_runner *r);
 
 #endif

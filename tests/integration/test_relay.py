@@ -267,3 +267,24 @@ def test_failed_local_delivery_is_queued_and_retried(tern_factory, dns):
     got = wait_for(lambda: a.messages("alice@a.test"), "the retried local delivery")
     assert len(got) == 1 and got[0].endswith(b"Local, later.\n")
     assert got[0].startswith(b"Return-Path: <bob@b.test>\nDelivered-To: alice@a.test\n")
+
+
+def test_sigterm_mid_relay_delivers_each_once(tern_factory, dns):
+    """A normal stop while messages are on their way: after the restart
+    every message arrives, none twice."""
+    a, b = make_pair(tern_factory, dns, start_b=False)
+    for i in range(60):
+        send(a, "alice@a.test", ["bob@b.test"],
+             make_message(f"burst {i}", f"Burst {i}.\n", sender="alice@a.test",
+                          to="bob@b.test"))
+    b.start()
+    a.signal(signal.SIGHUP)          # a scan now, not at the next retry
+    wait_for(lambda: b.messages("bob@b.test"), "the first deliveries")
+    assert a.stop() == 0
+    a.start()
+    got = wait_for(lambda: len(b.messages("bob@b.test")) >= 60 and b.messages("bob@b.test"),
+                   "all 60 at B", timeout=30)
+    time.sleep(1)
+    got = b.messages("bob@b.test")
+    subjects = sorted(g.split(b"Subject: ", 1)[1].split(b"\n", 1)[0] for g in got)
+    assert subjects == sorted(f"burst {i}".encode() for i in range(60))
