@@ -305,3 +305,33 @@ def test_shutdown_with_sessions_open(imap):
     m.shutdown()
     log = tern.log()
     assert "Sanitizer" not in log and "runtime error" not in log, log
+
+
+def test_huge_sequence_sets(imap):
+    """A 100,000-item sequence set is past the line limit: BAD, and the
+    session and the server go on; a large set within it is answered."""
+    tern, port = imap
+    import smtplib
+    with smtplib.SMTP("127.0.0.1", tern.smtp_port, timeout=10) as s:
+        for i in range(3):
+            s.sendmail("x@remote.test", [DEMO], f"Subject: {i}\r\n\r\nbody\r\n")
+    with RawImap(port) as r, RawImap(port) as other:
+        r.line()
+        other.line()
+        assert r.cmd("a", f"LOGIN {DEMO} pw")[-1].startswith(b"a OK")
+        assert r.cmd("b", "SELECT INBOX")[-1].startswith(b"b OK")
+        huge = ",".join(str(i) for i in range(1, 100001))
+        r.send(f"c FETCH {huge} FLAGS\r\n")
+        assert r.line() == b"* BAD Line too long"
+        # Meanwhile another client is served.
+        assert other.cmd("x", "NOOP") == [b"x OK NOOP completed"]
+        # RFC 7162 §4 asks clients to keep lines near 8192 octets.
+        big = ",".join(str(i) for i in range(1, 2801, 2))
+        assert 6000 < len(big) < 8192
+        got = r.cmd("d", f"FETCH {big} UID")
+        assert got[-1] == b"d OK FETCH completed" and len(got) == 3
+        got = r.cmd("e", f"UID SEARCH UID {big}")
+        assert got == [b"* SEARCH 1 3", b"e OK UID SEARCH completed"]
+        too_long = ",".join(str(i) for i in range(1, 5001, 2))
+        assert r.cmd("g", f"FETCH {too_long} UID")[-1] == b"g BAD Atom too long"
+        assert r.cmd("f", "NOOP") == [b"f OK NOOP completed"]
