@@ -5,32 +5,19 @@
  * delivery, another session's STORE or EXPUNGE, or a local Maildir tool
  * all reach the idling client within moments.
  */
-#include <stdlib.h>
 #include <strings.h>
 
-#include "core/buf.h"
-#include "core/log.h"
 #include "imap/imap_private.h"
 #include "io/conn.h"
 #include "io/dirwatch.h"
 #include "io/server.h"
 
+/* RFC 2177 §3: while idling, EXPUNGE may be sent at once. */
 static void
 imap_idle_report(struct imap_session *s)
 {
-	if (s->state != IMAP_STATE_SELECTED)
-		return;
-	struct buf out = BUF_INIT;
-	char *error = NULL;
-	/* §3 of RFC 2177: while idling, EXPUNGE may be sent at once. */
-	if (imap_sync_mode(s, IMAP_SYNC_FULL, &out, &error) < 0) {
-		log_err("imap %s: user=%s idle sync failed: %s", s->id, s->address,
-			error != NULL ? error : "?");
-		free(error);
-	}
-	if (out.len > 0)
-		conn_write(s->conn, out.data, out.len);
-	buf_free(&out);
+	if (s->state == IMAP_STATE_SELECTED)
+		imap_sync_report(s, IMAP_SYNC_FULL);
 }
 
 static void

@@ -160,10 +160,10 @@ enum imap_sync_mode {
 	IMAP_SYNC_NO_EXPUNGE,  /* report EXISTS, RECENT, FETCH; keep expunges for later */
 	IMAP_SYNC_FULL,        /* report everything */
 };
-/* The check before each command in the selected state: does nothing when
-   neither the Maildir nor the index changed since the last one. */
-int imap_sync_mode(struct imap_session *s, enum imap_sync_mode mode, struct buf *out,
-		   char **error_r);
+/* The check before each command in the selected state (and at an IDLE
+   wake-up): writes what changed to the client; does nothing when neither
+   the Maildir nor the index moved since the last one. */
+void imap_sync_report(struct imap_session *s, enum imap_sync_mode mode);
 /* SELECT/EXAMINE: fills s->sel (name, dir and readonly set by the caller)
    from a fresh sync; the unseen count and first unseen sequence number
    are for the SELECT response. */

@@ -256,24 +256,6 @@ imap_cmd_find(const char *name)
 	return NULL;
 }
 
-/* Tells the client what changed in the selected mailbox since its last command. */
-static void
-imap_sync_before(struct imap_session *s, bool expunges)
-{
-	struct buf out = BUF_INIT;
-	char *error = NULL;
-	if (imap_sync_mode(s, expunges ? IMAP_SYNC_FULL : IMAP_SYNC_NO_EXPUNGE, &out,
-			   &error) < 0) {
-		/* The command goes on with the view it has; the next one retries. */
-		log_err("imap %s: user=%s sync failed: %s", s->id, s->address,
-			error != NULL ? error : "?");
-		free(error);
-	}
-	if (out.len > 0)
-		conn_write(s->conn, out.data, out.len);
-	buf_free(&out);
-}
-
 /* A whole command was parsed: run it. */
 static void
 imap_dispatch(struct imap_session *s)
@@ -298,7 +280,8 @@ imap_dispatch(struct imap_session *s)
 	size_t argc;
 	const struct imap_arg *args = imap_parser_args(s->parser, &argc);
 	if (s->state == IMAP_STATE_SELECTED && cmd->sync != CMD_SYNC_NONE)
-		imap_sync_before(s, cmd->sync == CMD_SYNC_FULL || imap_parser_uid(s->parser));
+		imap_sync_report(s, cmd->sync == CMD_SYNC_FULL || imap_parser_uid(s->parser)
+					    ? IMAP_SYNC_FULL : IMAP_SYNC_NO_EXPUNGE);
 	if (cmd->run(s, args, argc) == 0)
 		s->bad_commands = 0;
 	if (cmd->settle)

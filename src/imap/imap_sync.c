@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "imap/imap_private.h"
+#include "io/conn.h"
 #include "store/index.h"
 
 /*
@@ -239,11 +240,20 @@ sync_run(struct imap_session *s, enum imap_sync_mode mode, bool force, struct bu
 	return 0;
 }
 
-int
-imap_sync_mode(struct imap_session *s, enum imap_sync_mode mode, struct buf *out,
-	       char **error_r)
+void
+imap_sync_report(struct imap_session *s, enum imap_sync_mode mode)
 {
-	return sync_run(s, mode, false, out, error_r);
+	struct buf out = BUF_INIT;
+	char *error = NULL;
+	if (sync_run(s, mode, false, &out, &error) < 0) {
+		/* The session goes on with the view it has; the next sync retries. */
+		log_err("imap %s: user=%s sync failed: %s", s->id, s->address,
+			error != NULL ? error : "?");
+		free(error);
+	}
+	if (out.len > 0)
+		conn_write(s->conn, out.data, out.len);
+	buf_free(&out);
 }
 
 int
