@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -127,6 +128,15 @@ conn_alloc(struct event_base *base, int fd, const struct sockaddr *peer, socklen
 	c->handler = handler;
 	c->ctx = ctx;
 	evutil_make_socket_nonblocking(fd);
+	/*
+	 * Replies are small and come in pieces (untagged lines, then the
+	 * tagged one): with Nagle's algorithm the last piece would wait for
+	 * the peer's delayed ACK, 40 ms a command. Output is already batched
+	 * in the evbuffer, so no delay is needed. (Fails harmlessly on a
+	 * socket that is not TCP.)
+	 */
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (peerlen > sizeof(c->peer))
 		peerlen = sizeof(c->peer);
 	memcpy(&c->peer, peer, peerlen);

@@ -277,8 +277,10 @@ smtp_deliver_spool(struct smtp_session *s, struct smtp_data *d, const bool *spoo
 
 /*
  * The end of DATA. The 250 goes out only after every copy is durable: the
- * temp file is fsynced first, so that what the store and spool read from
- * it is on disk; they fsync their own files and directories. A local copy
+ * store and the spool fsync their own files and directories. The temp file
+ * itself needs no fsync: it was unlinked at once, so no crash can leave
+ * anything of it to trust, and its copies read it through the page cache.
+ * A local copy
  * that fails is queued instead. If the queue file fails too, the client
  * gets a 451 and sends again: some recipients may then get the message
  * twice, but none loses it.
@@ -296,9 +298,8 @@ smtp_data_end(struct smtp_session *s)
 		smtp_reject(s, "554 5.6.0 Error: message contains NUL characters");
 	} else if (d->too_big) {
 		smtp_reject(s, "552 5.3.4 Message size exceeds fixed limit");
-	} else if (d->write_errno != 0 || fsync(d->fd) < 0) {
-		log_err("%s: writing the message: %s", d->msg_id,
-			strerror(d->write_errno != 0 ? d->write_errno : errno));
+	} else if (d->write_errno != 0) {
+		log_err("%s: writing the message: %s", d->msg_id, strerror(d->write_errno));
 		smtp_reject(s, "451 4.3.0 Error: local error in processing");
 	} else {
 		bool *spool = xcalloc(s->ntargets + 1, sizeof(bool));

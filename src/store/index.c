@@ -65,9 +65,24 @@ index_schema_check(sqlite3 *db)
 	return sqlite3_exec(db, sql, NULL, NULL, NULL);
 }
 
+/*
+ * The open databases of this process, one per user directory: the
+ * sessions of one user share a handle (refs counts them). That is safe
+ * because the process is one thread and every transaction begins and ends
+ * within one call; it saves each IMAP session its own SQLite connection
+ * (schema, page cache), most of what an idle session would cost.
+ */
+static struct index *index_handles;
+
 struct index *
 index_open(const char *user_dir, char **error_r)
 {
+	for (struct index *ix = index_handles; ix != NULL; ix = ix->next) {
+		if (strcmp(ix->user_dir, user_dir) == 0) {
+			ix->refs++;
+			return ix;
+		}
+	}
 	if (mkdir_p(user_dir, 0700) < 0) {
 		*error_r = xasprintf("mkdir %s: %s", user_dir, strerror(errno));
 		return NULL;
@@ -80,9 +95,8 @@ index_open(const char *user_dir, char **error_r)
 		sqlite3_busy_timeout(db, 5000);
 		rc = index_schema_check(db);
 	}
-	if (rc == SQLITE_OK) {
+	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(db, index_schema, NULL, NULL, NULL);
-	}
 	if (rc != SQLITE_OK) {
 		*error_r = xasprintf("index %s: %s", path,
 				     db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
@@ -93,6 +107,10 @@ index_open(const char *user_dir, char **error_r)
 	free(path);
 	struct index *ix = xcalloc(1, sizeof(*ix));
 	ix->db = db;
+	ix->user_dir = xstrdup(user_dir);
+	ix->refs = 1;
+	ix->next = index_handles;
+	index_handles = ix;
 	return ix;
 }
 
@@ -102,9 +120,18 @@ index_close(struct index **ixp)
 	struct index *ix = *ixp;
 	if (ix == NULL)
 		return;
-	sqlite3_close(ix->db);
-	free(ix);
 	*ixp = NULL;
+	if (--ix->refs > 0)
+		return;
+	for (struct index **p = &index_handles; *p != NULL; p = &(*p)->next) {
+		if (*p == ix) {
+			*p = ix->next;
+			break;
+		}
+	}
+	sqlite3_close(ix->db);
+	free(ix->user_dir);
+	free(ix);
 }
 
 int

@@ -47,7 +47,8 @@ struct index_msg {
 	uint64_t modseq;
 };
 
-/* Opens (creating if needed) USER_DIR/tern-index.sqlite. */
+/* Opens (creating if needed) USER_DIR/tern-index.sqlite; the callers in one
+   process that open one user's index share a handle until the last closes. */
 struct index *index_open(const char *user_dir, char **error_r);
 void index_close(struct index **ix);
 

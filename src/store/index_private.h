@@ -9,8 +9,12 @@
 
 #include "store/index.h"
 
+/* Shared by every session of one user in this process (index_open). */
 struct index {
 	sqlite3 *db;
+	char *user_dir;
+	unsigned refs;
+	struct index *next;
 };
 
 int index_db_error(struct index *ix, const char *what, char **error_r);
