@@ -23,6 +23,7 @@
 #include <openssl/ssl.h>
 
 #include "core/buf.h"
+#include "core/util.h"
 #include "io/tls.h"
 #include "smtp/smtp_client.h"
 #include "test.h"
@@ -870,9 +871,9 @@ read_new(const char *dir, struct buf *files_r, size_t max)
 	while ((e = readdir(d)) != NULL && n < max) {
 		if (e->d_name[0] == '.')
 			continue;
-		char path[4096];
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		char *path = xasprintf("%s/%s", dir, e->d_name);
 		FILE *f = fopen(path, "rb");
+		free(path);
 		if (f == NULL)
 			continue;
 		char tmp[4096];
