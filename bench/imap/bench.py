@@ -119,6 +119,16 @@ def cpu_seconds(root):
     return total / CLK
 
 
+def fd_count(pids):
+    n = 0
+    for p in pids:
+        try:
+            n += len(os.listdir(f"/proc/{p}/fd"))
+        except OSError:
+            pass
+    return n
+
+
 def settled_pss(root, min_wait=2.0, max_wait=20.0):
     """Sum of PSS over the server's processes once it stops moving."""
     time.sleep(min_wait)
@@ -431,18 +441,20 @@ def run_ops(a, srv, clients, mix):
     return out
 
 
-def run_idle(a, srv, n, tls, quiet=False):
+def run_idle(a, srv, n, tls):
     root = srv.root_pid()
     before, nproc0 = settled_pss(root, min_wait=1.0)
+    fds0 = fd_count(tree(root))
     g = subprocess.Popen(
         [sys.executable, str(HERE / "loadgen.py"), "idle",
          "--port", str(srv.tls_port if tls else srv.port),
          *(["--tls"] if tls else []), "--clients", str(n),
          "--users", str(a.users), "--password", PASSWORD,
-         "--concurrency", str(a.concurrency)],
+         "--concurrency", str(a.concurrency), "--stage", a.idle_stage],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     ready = json.loads(g.stdout.readline())
     after, nproc1 = settled_pss(root, min_wait=6.0 if "hib" in srv.name else 2.0)
+    fds1 = fd_count(tree(root))
     g.stdin.write("\n")
     g.stdin.flush()
     end = json.loads(g.stdout.readline())
@@ -452,15 +464,14 @@ def run_idle(a, srv, n, tls, quiet=False):
            "alive_at_end": end["alive_at_end"],
            "pss_before_kib": before, "pss_after_kib": after,
            "kib_per_conn": per, "processes": nproc1,
+           "fds_per_conn": (fds1 - fds0) / max(1, ready["ready"]),
            "open_seconds": ready["open_seconds"], "gen_cpu": ready["cpu"],
            "errors": sum(ready["errors"].values()) + ready["conn_errors"],
            "samples": ready["samples"]}
-    if quiet:
-        time.sleep(3)
-        return out
     log(f"  {srv.name} {n} {'TLS' if tls else 'plain'}: {ready['ready']} "
         f"open ({end['alive_at_end']} alive at end), {per:.1f} KiB/conn, "
-        f"{nproc1} processes, opened in {ready['open_seconds']:.0f}s")
+        f"{nproc1} processes, "
+        f"{out['fds_per_conn']:.1f} fds/conn, opened in {ready['open_seconds']:.0f}s")
     if ready["samples"]:
         log(f"  error samples: {ready['samples']}")
     # Let the server close and forget them before the next measure.
@@ -546,10 +557,14 @@ def report(a, res, mix, dropped, started):
     if res["idle"]:
         L += ["", "## Server memory per idle IDLE connection", "",
               "PSS summed over all server processes, after minus before, "
-              "divided by the connections.", "",
+              "divided by the connections."
+              + ("" if a.idle_stage == "idle" else
+                 f" **Connections stopped after {a.idle_stage.upper()}, "
+                 "not in IDLE.**"), "",
               "| connections | transport | tern KiB/conn | Dovecot KiB/conn "
-              "| tern/Dovecot | Dovecot processes | open (tern / Dovecot) |",
-              "| ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
+              "| tern/Dovecot | Dovecot processes | open (tern / Dovecot) "
+              "| server fds per conn (tern / Dovecot) |",
+              "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for tls in (False, True):
             for n in a.idle:
                 t = next((r for r in res["idle"] if r["server"] == "tern"
@@ -567,7 +582,10 @@ def report(a, res, mix, dropped, started):
                          f"{fmt(t and t['kib_per_conn'], 1)} | "
                          f"{dcell} | "
                          f"{fmt(ratio, 3)} | {d and not d.get('extrapolated') and d['processes'] or '-'} | "
-                         f"{t and t['open']} / {d and d['open']} |")
+                         f"{t and t['open']} / "
+                         f"{'-' if d and d.get('extrapolated') else d and d['open']} | "
+                         f"{fmt(t and t.get('fds_per_conn'), 1)} / "
+                         f"{fmt(d and d.get('fds_per_conn'), 1)} |")
         hib = [r for r in res["idle"] if r["server"] == "dovecot-hibernate"]
         for r in hib:
             L.append(f"| {r['n']:,} | {'TLS 993' if r['tls'] else 'plain 143'}"
@@ -599,6 +617,9 @@ def main():
                    help="fail instead of leaving out what tern refuses")
     p.add_argument("--hash", choices=["sha512", "yescrypt"], default="sha512",
                    help="password hash of the test users (same in both)")
+    p.add_argument("--idle-stage", choices=["login", "select", "idle"],
+                   default="idle", help="memory runs: stop each connection "
+                   "after LOGIN or SELECT instead of IDLE (to see what costs)")
     p.add_argument("--dovecot-max-idle", type=int, default=1000,
                    help="measure Dovecot idle only up to this many "
                    "connections; larger N reuse that figure (labelled)")
@@ -714,15 +735,13 @@ def main():
                                 log("skipped: " + s)
                                 res["skipped"].append(s)
                                 continue
-                        # A fresh server for each measure: memory freed by
-                        # an earlier run stays in the heap and would be
-                        # reused for free by the next one.
+                        # A fresh server for each measure, and no round
+                        # before it: memory freed by earlier sessions stays
+                        # in the heap and would be reused for free. So the
+                        # figure includes one-time per-user costs too,
+                        # spread over the N connections.
                         srv.stop()
                         srv.start()
-                        # One unmeasured round first: one-time caches
-                        # (per-user indexes, heap arenas) land in the
-                        # baseline, not in the per-connection figure.
-                        run_idle(a, srv, min(200, n), tls, quiet=True)
                         res["idle"].append(run_idle(a, srv, n, tls))
             if dove_h:
                 dove.stop()

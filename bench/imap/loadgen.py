@@ -243,9 +243,15 @@ async def idle_one(a, i, users, ctx, sem, conns, st):
                 if not ok:
                     st.error("login", t)
                     return
+                if a.stage == "login":
+                    conns.append(s)
+                    return
                 ok, t, _ = await s.cmd(b"SELECT INBOX")
                 if not ok:
                     st.error("select", t)
+                    return
+                if a.stage == "select":
+                    conns.append(s)
                     return
                 s.n += 1
                 s.w.write(b"i%d IDLE\r\n" % s.n)
@@ -309,6 +315,9 @@ def main():
     p.add_argument("--base-messages", type=int, default=1 << 30,
                    help="messages that are never expunged (fetched, stored)")
     p.add_argument("--start-at", type=float, default=0)
+    p.add_argument("--stage", choices=["login", "select", "idle"],
+                   default="idle", help="idle mode: how far each "
+                   "connection goes before it waits")
     p.add_argument("--concurrency", type=int, default=64)
     a = p.parse_args()
     if not a.clients_total:
