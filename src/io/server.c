@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <sys/resource.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -290,12 +291,28 @@ server_start(struct server_runtime *rt, const char *config_path, bool detach,
 	return 0;
 }
 
+/*
+ * Every connection holds a descriptor (an IMAP session with a mailbox
+ * open, a few): the soft limit, often 1024, is raised to the hard one so
+ * that max_connections can be reached.
+ */
+static void
+server_raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 int
 server_main(const char *config_path, bool detach, session_start_fn *const starts[PROTO_COUNT])
 {
 	struct server_runtime rt = { 0 };
 	char *error = NULL;
 	signal(SIGPIPE, SIG_IGN);
+	server_raise_fd_limit();
 	log_open("ternd", LOG_LEVEL_INFO, 0);
 	/*
 	 * Signals are caught from before the ports are bound: a client may
