@@ -179,7 +179,8 @@ make_id(char out[13])
 	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
 		rnd = (uint32_t)rand();
 	static uint32_t counter;
-	uint64_t v = ((uint64_t)time(NULL) << 20) ^ ((rnd + counter++) & 0xfffff);
+	uint32_t c = __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED);
+	uint64_t v = ((uint64_t)time(NULL) << 20) ^ ((rnd + c) & 0xfffff);
 	for (int i = 11; i >= 0; i--) {
 		out[i] = alphabet[v & 31];
 		v >>= 5;

@@ -1,5 +1,6 @@
 #include "io/server.h"
 #include "queue/queue_runner.h"
+#include "core/workpool.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +24,12 @@
 #include "io/listener.h"
 #include "io/tls.h"
 #include "store/store.h"
+
+/*
+ * Deliveries made at once. Each mostly waits on fsync, and a disk
+ * completes several parallel fsyncs in about the time of one.
+ */
+#define SERVER_DELIVERY_THREADS 8
 
 /* How long SIGTERM waits for open sessions before stopping anyway. */
 #define DRAIN_SECONDS 10
@@ -244,6 +251,8 @@ static void
 server_cleanup(struct server_runtime *rt)
 {
 	listeners_free(&rt->listeners);
+	/* First: the last deliveries' callbacks still reach the queue runner. */
+	workpool_free(&rt->srv.pool);
 	queue_runner_free(&rt->srv.queue);
 	userdb_free(&rt->srv.users);
 	aliases_free(&rt->srv.aliases);
@@ -337,6 +346,9 @@ server_main(const char *config_path, bool detach, session_start_fn *const starts
 	}
 	if (r == 0 && (rt.srv.queue = queue_runner_new(&rt.srv, &error)) == NULL)
 		r = -1;
+	/* After detaching: threads do not survive fork(). */
+	if (r == 0)
+		rt.srv.pool = workpool_new(rt.srv.base, SERVER_DELIVERY_THREADS);
 	if (r < 0) {
 		fprintf(stderr, "ternd: %s\n", error);
 		free(error);

@@ -218,64 +218,6 @@ smtp_data_abort(struct smtp_session *s)
 }
 
 /*
- * Local recipients: one store_deliver each. One that fails goes to the
- * spool with the foreign ones (spool[i]), and the queue retries it.
- */
-static void
-smtp_deliver_local(struct smtp_session *s, struct smtp_data *d, bool *spool)
-{
-	for (size_t i = 0; i < s->ntargets; i++) {
-		const char *to = s->targets[i].address;
-		if (!s->targets[i].local)
-			continue;
-		char *prefix = xasprintf("Return-Path: <%s>\r\nDelivered-To: %s\r\n",
-					 s->sender, to);
-		char *error = NULL;
-		if (store_deliver(s->srv->store, to, prefix, strlen(prefix), d->fd,
-				  d->file_size, &error) == 0) {
-			log_info("%s: to=<%s> status=delivered", d->msg_id, to);
-		} else {
-			log_warn("%s: to=<%s> local delivery failed, queueing it (%s)", d->msg_id,
-				 to, error != NULL ? error : "store error");
-			spool[i] = true;
-		}
-		free(error);
-		free(prefix);
-	}
-}
-
-/* Foreign recipients and failed local ones: one queue file. -1 if it failed. */
-static int
-smtp_deliver_spool(struct smtp_session *s, struct smtp_data *d, const bool *spool)
-{
-	char **rcpts = xcalloc(s->ntargets + 1, sizeof(*rcpts));
-	size_t n = 0;
-	for (size_t i = 0; i < s->ntargets; i++)
-		if (!s->targets[i].local || spool[i])
-			rcpts[n++] = s->targets[i].address;
-	int ret = 0;
-	if (n > 0) {
-		char queue_id[13];
-		char *error = NULL;
-		ret = spool_enqueue(s->srv->cfg->data_dir, s->sender, rcpts, n, d->fd,
-				    d->file_size, queue_id, &error);
-		if (ret == 0)
-			queue_runner_kick(s->srv->queue);
-		for (size_t i = 0; i < n; i++) {
-			if (ret == 0)
-				log_info("%s: to=<%s> status=queued queue_id=%s", d->msg_id,
-					 rcpts[i], queue_id);
-			else
-				log_warn("%s: to=<%s> status=deferred (%s)", d->msg_id,
-					 rcpts[i], error);
-		}
-		free(error);
-	}
-	free(rcpts);
-	return ret;
-}
-
-/*
  * The end of DATA. The 250 goes out only after every copy is durable: the
  * store and the spool fsync their own files and directories. The temp file
  * itself needs no fsync: it was unlinked at once, so no crash can leave
@@ -302,14 +244,8 @@ smtp_data_end(struct smtp_session *s)
 		log_err("%s: writing the message: %s", d->msg_id, strerror(d->write_errno));
 		smtp_reject(s, "451 4.3.0 Error: local error in processing");
 	} else {
-		bool *spool = xcalloc(s->ntargets + 1, sizeof(bool));
-		smtp_deliver_local(s, d, spool);
-		int failed = smtp_deliver_spool(s, d, spool) < 0;
-		free(spool);
-		if (!failed)
-			smtp_reply(s, "250 2.0.0 Ok: queued as %s", d->msg_id);
-		else
-			smtp_reject(s, "451 4.3.0 Error: delivery failed, try again later");
+		/* The copies are made off the loop; the reply comes when they are. */
+		smtp_deliver_start(s, d);
 	}
 	smtp_data_free(s);
 	smtp_transaction_reset(s);

@@ -29,6 +29,8 @@ struct smtp_target {
 };
 
 /* The message being received; exists only between DATA and its end. */
+struct smtp_delivery;
+
 struct smtp_data {
 	char msg_id[13];
 	struct dot_decoder dec;
@@ -66,6 +68,7 @@ struct smtp_session {
 	struct smtp_target *targets;
 	size_t ntargets;
 	struct smtp_data *data;
+	struct smtp_delivery *delivery; /* the copies being made; input waits */
 
 	/* AUTH (RFC 4954), smtp_auth.c. */
 	struct sasl *sasl;        /* an exchange in progress: lines are responses */
@@ -98,6 +101,13 @@ void smtp_data_begin(struct smtp_session *s);
 bool smtp_data_input(struct smtp_session *s);
 /* Drops an unfinished message (the client went away). */
 void smtp_data_abort(struct smtp_session *s);
+
+/* smtp_deliver.c: the end of DATA. Makes the copies (local Maildirs, the
+   spool) on a worker thread; the session's input waits, and the reply
+   goes out when they are durable. */
+void smtp_deliver_start(struct smtp_session *s, struct smtp_data *d);
+/* The session is closing: the copies are still made, nobody is told. */
+void smtp_deliver_orphan(struct smtp_session *s);
 
 /* AUTH (smtp_auth.c): the command, and one line of an exchange. */
 void smtp_cmd_auth(struct smtp_session *s, char *args);

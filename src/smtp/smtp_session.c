@@ -205,6 +205,7 @@ smtp_on_close(struct conn *c, void *ctx)
 	struct smtp_session *s = ctx;
 	if (s->data != NULL)
 		smtp_data_abort(s);
+	smtp_deliver_orphan(s);
 	log_info("%s: disconnect from %s", s->id, conn_peer(c));
 	smtp_transaction_reset(s);
 	smtp_auth_clear(s);

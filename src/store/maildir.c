@@ -240,17 +240,19 @@ maildir_copy(struct maildir_writer *w, const char *prefix, size_t prefix_len,
 {
 	if (maildir_writer_feed(w, prefix, prefix_len) < 0)
 		goto write_error;
-	static char in[MAILDIR_CHUNK];
+	/* Not static: deliveries run on several threads at once. */
+	char *in = xmalloc(MAILDIR_CHUNK);
 	off_t off = 0;
 	while (off < body_len) {
-		size_t want = body_len - off < (off_t)sizeof(in) ?
-			(size_t)(body_len - off) : sizeof(in);
+		size_t want = body_len - off < (off_t)MAILDIR_CHUNK ?
+			(size_t)(body_len - off) : MAILDIR_CHUNK;
 		ssize_t n = pread(body_fd, in, want, body_off + off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
 			*error_r = xasprintf("read message: %s",
 					     n == 0 ? "short file" : strerror(errno));
+			free(in);
 			return -1;
 		}
 		if (maildir_writer_feed(w, in, (size_t)n) < 0)
@@ -259,9 +261,11 @@ maildir_copy(struct maildir_writer *w, const char *prefix, size_t prefix_len,
 	}
 	if (maildir_writer_finish(w) < 0)
 		goto write_error;
+	free(in);
 	return 0;
 write_error:
 	*error_r = xasprintf("write message: %s", strerror(errno));
+	free(in);
 	return -1;
 }
 
@@ -272,7 +276,8 @@ maildir_unique(struct store *st)
 	struct timeval tv;
 	gettimeofday(&tv, NULL);
 	return xasprintf("%lld.M%06ldP%ldQ%u.%s", (long long)tv.tv_sec,
-			 (long)tv.tv_usec, (long)getpid(), ++st->counter, st->host);
+			 (long)tv.tv_usec, (long)getpid(),
+			 __atomic_add_fetch(&st->counter, 1, __ATOMIC_RELAXED), st->host);
 }
 
 /* P<pid>Q<counter> alone makes the name unique; <sec> may be any date. */
@@ -282,7 +287,8 @@ store_unique_name(struct store *st, time_t when)
 	struct timeval tv;
 	gettimeofday(&tv, NULL);
 	return xasprintf("%lld.M%06ldP%ldQ%u.%s", (long long)(when > 0 ? when : 1),
-			 (long)tv.tv_usec, (long)getpid(), ++st->counter, st->host);
+			 (long)tv.tv_usec, (long)getpid(),
+			 __atomic_add_fetch(&st->counter, 1, __ATOMIC_RELAXED), st->host);
 }
 
 /* Writes, fsyncs and closes the temporary file; unlinks it on failure. */
