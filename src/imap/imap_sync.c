@@ -24,10 +24,14 @@
 
 /*
  * A directory's mtime in ns, or 0 when it cannot be trusted to show the
- * next change: the kernel stamps with a coarse clock, so a change in the
- * same tick as the last one leaves the mtime as it was. A directory changed
- * within the last two seconds is therefore always scanned again.
+ * next change: the kernel stamps with a coarse clock (a tick, a few ms),
+ * so a change in the same tick as the last one leaves the mtime as it
+ * was. A directory changed within the last SYNC_MTIME_MARGIN_NS is
+ * therefore scanned again next time; an older mtime is followed by any
+ * later change's, which is at least a tick later.
  */
+#define SYNC_MTIME_MARGIN_NS (100 * 1000000LL)
+
 static long long
 sync_dir_mtime(const char *dir, const char *sub)
 {
@@ -35,9 +39,13 @@ sync_dir_mtime(const char *dir, const char *sub)
 	struct stat st;
 	int r = stat(path, &st);
 	free(path);
-	if (r < 0 || st.st_mtim.tv_sec >= time(NULL) - 2)
+	if (r < 0)
 		return 0;
-	return (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	long long m = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+	long long n = (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
+	return n - m < SYNC_MTIME_MARGIN_NS ? 0 : m;
 }
 
 /* Scans the Maildir into the index unless neither directory changed. */

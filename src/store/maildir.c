@@ -238,10 +238,10 @@ static int
 maildir_copy(struct maildir_writer *w, const char *prefix, size_t prefix_len,
 	     int body_fd, off_t body_off, off_t body_len, char **error_r)
 {
-	if (maildir_writer_feed(w, prefix, prefix_len) < 0)
-		goto write_error;
 	/* Not static: deliveries run on several threads at once. */
 	char *in = xmalloc(MAILDIR_CHUNK);
+	if (maildir_writer_feed(w, prefix, prefix_len) < 0)
+		goto write_error;
 	off_t off = 0;
 	while (off < body_len) {
 		size_t want = body_len - off < (off_t)MAILDIR_CHUNK ?
