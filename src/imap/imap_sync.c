@@ -22,47 +22,21 @@
 #include "io/conn.h"
 #include "store/index.h"
 
-/*
- * A directory's mtime in ns, or 0 when it cannot be trusted to show the
- * next change: the kernel stamps with a coarse clock (a tick, a few ms),
- * so a change in the same tick as the last one leaves the mtime as it
- * was. A directory changed within the last SYNC_MTIME_MARGIN_NS is
- * therefore scanned again next time; an older mtime is followed by any
- * later change's, which is at least a tick later.
- */
-#define SYNC_MTIME_MARGIN_NS (100 * 1000000LL)
-
-static long long
-sync_dir_mtime(const char *dir, const char *sub)
-{
-	char *path = xasprintf("%s/%s", dir, sub);
-	struct stat st;
-	int r = stat(path, &st);
-	free(path);
-	if (r < 0)
-		return 0;
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
-	long long m = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
-	long long n = (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
-	return n - m < SYNC_MTIME_MARGIN_NS ? 0 : m;
-}
-
 /* Scans the Maildir into the index unless neither directory changed. */
 static int
 sync_maildir(struct imap_session *s, bool force, char **error_r)
 {
 	struct imap_selected *sel = &s->sel;
 	if (!force && sel->new_mtime != 0 && sel->cur_mtime != 0 &&
-	    sync_dir_mtime(sel->dir, "new") == sel->new_mtime &&
-	    sync_dir_mtime(sel->dir, "cur") == sel->cur_mtime)
+	    index_dir_mtime(sel->dir, "new") == sel->new_mtime &&
+	    index_dir_mtime(sel->dir, "cur") == sel->cur_mtime)
 		return 0;
 	struct index_sync_result r;
 	if (index_sync(s->index, sel->name, sel->dir, &r, error_r) < 0)
 		return -1;
 	index_sync_result_free(&r);
-	sel->new_mtime = sync_dir_mtime(sel->dir, "new");
-	sel->cur_mtime = sync_dir_mtime(sel->dir, "cur");
+	sel->new_mtime = index_dir_mtime(sel->dir, "new");
+	sel->cur_mtime = index_dir_mtime(sel->dir, "cur");
 	return 0;
 }
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/util.h"
@@ -27,7 +28,9 @@ static const char index_schema[] =
 	" uidvalidity INTEGER NOT NULL,"
 	" uidnext INTEGER NOT NULL,"
 	" highestmodseq INTEGER NOT NULL,"
-	" recentuid INTEGER NOT NULL DEFAULT 1);"
+	" recentuid INTEGER NOT NULL DEFAULT 1,"
+	" new_mtime INTEGER NOT NULL DEFAULT 0,"
+	" cur_mtime INTEGER NOT NULL DEFAULT 0);"
 	"CREATE TABLE IF NOT EXISTS messages("
 	" mailbox TEXT NOT NULL,"
 	" uid INTEGER NOT NULL,"
@@ -46,7 +49,7 @@ static const char index_schema[] =
  * migration: an older database is emptied and rebuilt from the Maildir
  * (UIDs and UIDVALIDITY come back from the file names and tern-uidlist).
  */
-#define INDEX_SCHEMA_VERSION 2
+#define INDEX_SCHEMA_VERSION 3
 
 static int
 index_schema_check(sqlite3 *db)
@@ -240,6 +243,22 @@ index_name_with_uid(const char *name, uint32_t uid)
 	return xasprintf("%.*s%.*s,U=%u:2,%s", (int)(u - name), name,
 			 (int)(name + blen - rest), rest, uid,
 			 index_name_info(name));
+}
+
+long long
+index_dir_mtime(const char *dir, const char *sub)
+{
+	char *path = xasprintf("%s/%s", dir, sub);
+	struct stat st;
+	int r = stat(path, &st);
+	free(path);
+	if (r < 0)
+		return 0;
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	long long m = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+	long long n = (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
+	return n - m < INDEX_MTIME_MARGIN_NS ? 0 : m;
 }
 
 /* The CRLF size: W= when delivery wrote it, else counted from the file. */

@@ -47,6 +47,18 @@ struct index_msg {
 	uint64_t modseq;
 };
 
+/*
+ * The mtime (ns) of DIR/SUB, or 0 when it cannot be trusted to show the
+ * next change: the kernel stamps with a coarse clock (a tick, a few ms), so
+ * a change in the same tick as the last one leaves the mtime as it was. A
+ * directory changed within the last INDEX_MTIME_MARGIN_NS counts as
+ * changed; an older mtime is followed by any later change's, at least a
+ * tick later. index_sync skips its scan while both new/ and cur/ keep the
+ * mtimes its last scan saw.
+ */
+#define INDEX_MTIME_MARGIN_NS (100 * 1000000LL)
+long long index_dir_mtime(const char *dir, const char *sub);
+
 /* Opens (creating if needed) USER_DIR/tern-index.sqlite; the callers in one
    process that open one user's index share a handle until the last closes. */
 struct index *index_open(const char *user_dir, char **error_r);

@@ -598,6 +598,54 @@ index_sync_ctx_free(struct index_sync_ctx *c)
 	index_kwmap_clear(&c->kwmap);
 }
 
+/*
+ * Whether new/ and cur/ still have the mtimes the last scan saw (nothing
+ * was added, removed or renamed since): then the index is current, and
+ * r gets the mailbox's numbers without a scan. 1 if so, 0 if not.
+ */
+static int
+index_sync_unchanged(struct index *ix, const char *mailbox, const char *dir,
+		     struct index_sync_result *r, char **error_r)
+{
+	long long m_new = index_dir_mtime(dir, "new"), m_cur = index_dir_mtime(dir, "cur");
+	if (m_new == 0 || m_cur == 0)
+		return 0;
+	sqlite3_stmt *st = index_prepare(ix, "SELECT uidvalidity, uidnext FROM mailboxes"
+		" WHERE name = ? AND new_mtime = ? AND cur_mtime = ?", error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, mailbox, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, m_new);
+	sqlite3_bind_int64(st, 3, m_cur);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		r->uidvalidity = (uint32_t)sqlite3_column_int64(st, 0);
+		r->uidnext = (uint32_t)sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return index_db_error(ix, "select", error_r);
+	if (rc != SQLITE_ROW)
+		return 0;
+	return index_count(ix, mailbox, &r->exists, error_r) < 0 ? -1 : 1;
+}
+
+/* What the scan saw, for index_sync_unchanged (0: scan again next time). */
+static int
+index_sync_seen(struct index *ix, const char *mailbox, const char *dir, char **error_r)
+{
+	sqlite3_stmt *st = index_prepare(ix, "UPDATE mailboxes SET new_mtime = ?,"
+		" cur_mtime = ? WHERE name = ?", error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, index_dir_mtime(dir, "new"));
+	sqlite3_bind_int64(st, 2, index_dir_mtime(dir, "cur"));
+	sqlite3_bind_text(st, 3, mailbox, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : index_db_error(ix, "update", error_r);
+}
+
 int
 index_sync(struct index *ix, const char *mailbox, const char *dir,
 	   struct index_sync_result *r, char **error_r)
@@ -610,7 +658,15 @@ index_sync(struct index *ix, const char *mailbox, const char *dir,
 	 * so one UID is never given to two files. */
 	if (index_exec(ix, "BEGIN IMMEDIATE", error_r) < 0)
 		return -1;
-	int ret = index_sync_run(&c, error_r);
+	int ret = index_sync_unchanged(ix, mailbox, dir, r, error_r);
+	if (ret == 1) {
+		index_sync_ctx_free(&c);
+		return index_exec(ix, "COMMIT", error_r);
+	}
+	if (ret == 0)
+		ret = index_sync_run(&c, error_r);
+	if (ret == 0)
+		ret = index_sync_seen(ix, mailbox, dir, error_r);
 	if (ret == 0)
 		ret = index_exec(ix, "COMMIT", error_r);
 	if (ret < 0) {
