@@ -132,7 +132,6 @@ static void
 job_on_smtp_done(struct smtp_client_msg *msgs, size_t nmsg, void *ctx)
 {
 	struct queue_job *job = ctx;
-	job->client = NULL;
 	const struct dns_host *host = &job->route->hosts[job->host_i];
 	bool all_temp = true;
 	for (size_t c = 0; c < nmsg; c++) {
@@ -233,7 +232,7 @@ job_try_next(struct queue_job *job)
 		.auth_pass = job->relayhost ? cfg->relayhost_password : NULL,
 	};
 	log_debug("queue: %s: trying %s port %u", job->domain, host->name, job->port);
-	job->client = smtp_client_start(job->r->srv->base, (struct sockaddr *)&addr, len,
+	smtp_client_start(job->r->srv->base, (struct sockaddr *)&addr, len,
 					&opts, job->cms, ncms, job_on_smtp_done, job);
 }
 

@@ -47,7 +47,6 @@ struct queue_job {
 	size_t host_i, addr_i;
 	unsigned port;
 	bool relayhost;
-	struct smtp_client *client;
 	bool all_temp;          /* the last session failed every recipient for now */
 	/* The session's messages: those with recipients still pending. */
 	struct smtp_client_msg *cms;

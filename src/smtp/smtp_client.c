@@ -842,10 +842,3 @@ smtp_client_start(struct event_base *base, const struct sockaddr *addr, socklen_
 	return cl;
 }
 
-void
-smtp_client_abort(struct smtp_client *cl)
-{
-	if (cl->conn == NULL || cl->state == SMTPC_DONE)
-		return;
-	smtpc_give_up(cl, 421, "4.3.2", "delivery interrupted: the server is stopping", false);
-}

@@ -92,16 +92,12 @@ typedef void smtp_client_done_fn(struct smtp_client_msg *msgs, size_t nmsg, void
  * Connects to addr and delivers msgs in order. Never fails at once: a
  * failure to connect, like every failure, arrives through on_done as
  * temporary failures. opts and its strings are copied; msgs (and the
- * strings and fds they point to) must stay valid until on_done. The handle
- * is good for smtp_client_abort until on_done returns, and no longer.
+ * strings and fds they point to) must stay valid until on_done.
  */
 struct smtp_client *smtp_client_start(struct event_base *base, const struct sockaddr *addr,
 				      socklen_t addrlen, const struct smtp_client_opts *opts,
 				      struct smtp_client_msg *msgs, size_t nmsg,
 				      smtp_client_done_fn *on_done, void *ctx);
-
-/* Ends the session now (server stopping): what is unanswered fails temporarily. */
-void smtp_client_abort(struct smtp_client *cl);
 
 const char *smtp_client_status_name(enum smtp_client_status status);
 

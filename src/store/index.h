@@ -127,9 +127,6 @@ int index_mailbox_state(struct index *ix, const char *mailbox,
 /* Every message, ascending UID; free with index_entries_free. */
 int index_list(struct index *ix, const char *mailbox, struct index_entry **r,
 	       size_t *n_r, char **error_r);
-/* The messages whose modseq is above modseq, ascending UID. */
-int index_changed_since(struct index *ix, const char *mailbox, uint64_t modseq,
-			struct index_entry **r, size_t *n_r, char **error_r);
 void index_entries_free(struct index_entry **r, size_t *n);
 /*
  * \Recent (RFC 3501 §2.3.2): a message is recent in the first session
@@ -223,13 +220,5 @@ int index_cache_set(struct index *ix, const char *mailbox, uint32_t uid,
 int index_append(struct index *ix, const char *mailbox, const char *dir,
 		 const char *const *names, size_t count, uint32_t *uidvalidity_r,
 		 uint32_t *uids_r, char **error_r);
-
-/*
- * The UIDs of the mailbox above uid, ascending (free *uids_r): what a
- * session that knows the mailbox up to uid has not seen yet, whether a
- * sync or an index_append added it.
- */
-int index_uids_after(struct index *ix, const char *mailbox, uint32_t uid,
-		     uint32_t **uids_r, size_t *count_r, char **error_r);
 
 #endif

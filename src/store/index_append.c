@@ -238,33 +238,3 @@ index_append(struct index *ix, const char *mailbox, const char *dir,
 	return r;
 }
 
-int
-index_uids_after(struct index *ix, const char *mailbox, uint32_t uid,
-		 uint32_t **uids_r, size_t *count_r, char **error_r)
-{
-	*uids_r = NULL;
-	*count_r = 0;
-	sqlite3_stmt *st = index_prepare(ix, "SELECT uid FROM messages"
-		" WHERE mailbox = ? AND uid > ? ORDER BY uid", error_r);
-	if (st == NULL)
-		return -1;
-	sqlite3_bind_text(st, 1, mailbox, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, uid);
-	size_t cap = 0;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (*count_r == cap) {
-			cap = cap == 0 ? 16 : cap * 2;
-			*uids_r = xrealloc(*uids_r, cap * sizeof(**uids_r));
-		}
-		(*uids_r)[(*count_r)++] = (uint32_t)sqlite3_column_int64(st, 0);
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		free(*uids_r);
-		*uids_r = NULL;
-		*count_r = 0;
-		return index_db_error(ix, "select", error_r);
-	}
-	return 0;
-}

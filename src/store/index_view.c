@@ -79,13 +79,6 @@ index_list(struct index *ix, const char *mailbox, struct index_entry **r,
 	return index_entries_query(ix, mailbox, 0, r, n_r, error_r);
 }
 
-int
-index_changed_since(struct index *ix, const char *mailbox, uint64_t modseq,
-		    struct index_entry **r, size_t *n_r, char **error_r)
-{
-	return index_entries_query(ix, mailbox, modseq, r, n_r, error_r);
-}
-
 void
 index_entries_free(struct index_entry **r, size_t *n)
 {
