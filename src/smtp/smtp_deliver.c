@@ -118,7 +118,13 @@ deliver_done(void *arg)
 			smtp_reply(s, "250 2.0.0 Ok: queued as %s", dv->msg_id);
 		else
 			smtp_reject(s, "451 4.3.0 Error: delivery failed, try again later");
-		conn_resume(s->conn);
+		if (s->srv->draining) {
+			/* The server is stopping: no next transaction (RFC 5321 §3.8). */
+			smtp_reject(s, "421 4.3.2 %s Service shutting down", s->srv->cfg->hostname);
+			conn_close(s->conn);
+		} else {
+			conn_resume(s->conn);
+		}
 	}
 	close(dv->fd);
 	for (size_t i = 0; i < dv->ntargets; i++)

@@ -254,7 +254,8 @@ static void
 smtp_on_shutdown(struct conn *c, void *ctx)
 {
 	struct smtp_session *s = ctx;
-	if (s->state == SMTP_STATE_DATA)
+	/* A message on its way in, or being delivered: its reply comes first. */
+	if (s->state == SMTP_STATE_DATA || s->delivery != NULL)
 		return;
 	smtp_reject(s, "421 4.3.2 %s Service shutting down", s->srv->cfg->hostname);
 	conn_close(c);

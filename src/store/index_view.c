@@ -1,7 +1,7 @@
 /*
  * What a session needs to keep its view of a mailbox current: the
- * mailbox's counters in one query, its messages in one query, the
- * messages changed since a modseq, and the \Recent claim.
+ * mailbox's counters in one query, its messages in one query, and the
+ * \Recent claim.
  */
 #include "store/index.h"
 #include "store/index_private.h"
@@ -38,18 +38,17 @@ index_mailbox_state(struct index *ix, const char *mailbox,
 	return 0;
 }
 
-static int
-index_entries_query(struct index *ix, const char *mailbox, uint64_t modseq,
-		    struct index_entry **r, size_t *n_r, char **error_r)
+int
+index_list(struct index *ix, const char *mailbox, struct index_entry **r,
+	   size_t *n_r, char **error_r)
 {
 	*r = NULL;
 	*n_r = 0;
 	sqlite3_stmt *st = index_prepare(ix, "SELECT uid, flags, keywords, modseq"
-		" FROM messages WHERE mailbox = ? AND modseq > ? ORDER BY uid", error_r);
+		" FROM messages WHERE mailbox = ? ORDER BY uid", error_r);
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, mailbox, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)modseq);
 	size_t cap = 0;
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -70,13 +69,6 @@ index_entries_query(struct index *ix, const char *mailbox, uint64_t modseq,
 		return index_db_error(ix, "select", error_r);
 	}
 	return 0;
-}
-
-int
-index_list(struct index *ix, const char *mailbox, struct index_entry **r,
-	   size_t *n_r, char **error_r)
-{
-	return index_entries_query(ix, mailbox, 0, r, n_r, error_r);
 }
 
 void

@@ -204,3 +204,18 @@ def test_idle_needs_done(imap):
     a.idle()
     a.done()
     a.close()
+
+
+def test_check_reports_new_mail_to_imaplib(imap):
+    """CHECK (RFC 3501 §6.4.1) through imaplib: new mail delivered meanwhile
+    arrives as EXISTS with it."""
+    tern, port = imap
+    deliver(tern, 1)
+    m = login(port)
+    assert m.select("INBOX") == ("OK", [b"1"])
+    deliver(tern, 2, "more")
+    typ, data = m.check()
+    assert typ == "OK" and data == [b"CHECK completed"]
+    # (imaplib keeps the EXISTS of SELECT too: the last one is the news)
+    assert m.untagged_responses.get("EXISTS")[-1] == b"3"
+    m.logout()
