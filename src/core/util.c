@@ -107,23 +107,29 @@ fsync_dir(const char *dir)
 	return r;
 }
 
+/* The whole path first: it usually exists, and then one call is all. */
 int
 mkdir_p(const char *path, mode_t mode)
 {
-	char *p = xstrdup(path);
-	for (char *s = p + 1; *s != '\0'; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(p, mode) < 0 && errno != EEXIST) {
-			free(p);
-			return -1;
-		}
-		*s = '/';
+	if (mkdir(path, mode) == 0 || errno == EEXIST)
+		return 0;
+	if (errno != ENOENT)
+		return -1;
+	char *parent = xstrdup(path);
+	char *slash = strrchr(parent, '/');
+	while (slash != NULL && slash > parent && slash[1] == '\0') {
+		*slash = '\0'; /* a trailing slash names the same directory */
+		slash = strrchr(parent, '/');
 	}
-	int r = mkdir(p, mode);
-	free(p);
-	return r < 0 && errno != EEXIST ? -1 : 0;
+	int r = -1;
+	if (slash != NULL && slash > parent) {
+		*slash = '\0';
+		r = mkdir_p(parent, mode);
+	}
+	free(parent);
+	if (r < 0)
+		return -1;
+	return mkdir(path, mode) == 0 || errno == EEXIST ? 0 : -1;
 }
 
 char *

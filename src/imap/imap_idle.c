@@ -11,6 +11,7 @@
 #include "io/conn.h"
 #include "io/dirwatch.h"
 #include "io/server.h"
+#include "store/index.h"
 
 /* RFC 2177 §3: while idling, EXPUNGE may be sent at once. */
 static void
@@ -40,6 +41,9 @@ imap_cmd_idle(struct imap_session *s, const struct imap_arg *args, size_t argc)
 		static const char *const subs[] = { "new", "cur", NULL };
 		s->idle_watch = dirwatch_add(s->srv->base, s->sel.dir, subs, imap_idle_wake, s);
 	}
+	/* A session in IDLE may wait for hours: its index keeps no cache meanwhile. */
+	if (s->index != NULL)
+		index_trim(s->index);
 	s->idling = true;
 	conn_writes(s->conn, "+ idling\r\n");
 	return 0;

@@ -23,6 +23,7 @@
 #include "io/conn.h"
 #include "io/listener.h"
 #include "io/tls.h"
+#include "store/index.h"
 #include "store/store.h"
 
 /*
@@ -257,6 +258,7 @@ server_cleanup(struct server_runtime *rt)
 	userdb_free(&rt->srv.users);
 	aliases_free(&rt->srv.aliases);
 	store_free(&rt->srv.store);
+	index_close_unused();
 	authguard_free(&rt->srv.guard);
 	for (size_t i = 0; i < rt->ntls; i++)
 		tls_server_free(&rt->tls[i]);

@@ -51,15 +51,17 @@ static const char index_schema[] =
  */
 #define INDEX_SCHEMA_VERSION 3
 
+/* *fresh_r: the schema must be (re)created. */
 static int
-index_schema_check(sqlite3 *db)
+index_schema_check(sqlite3 *db, bool *fresh_r)
 {
 	sqlite3_stmt *st = NULL;
 	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
 		return SQLITE_ERROR;
 	int version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
 	sqlite3_finalize(st);
-	if (version == INDEX_SCHEMA_VERSION)
+	*fresh_r = version != INDEX_SCHEMA_VERSION;
+	if (!*fresh_r)
 		return SQLITE_OK;
 	char sql[128];
 	snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS messages;"
@@ -73,44 +75,116 @@ index_schema_check(sqlite3 *db)
  * sessions of one user share a handle (refs counts them). That is safe
  * because the process is one thread and every transaction begins and ends
  * within one call; it saves each IMAP session its own SQLite connection
- * (schema, page cache), most of what an idle session would cost.
+ * (schema, page cache), most of what an idle session would cost. Handles
+ * nobody uses stay at the end of the list, the least recently used last.
  */
 static struct index *index_handles;
+
+static void
+index_unlink_handle(struct index *ix)
+{
+	for (struct index **p = &index_handles; *p != NULL; p = &(*p)->next) {
+		if (*p == ix) {
+			*p = ix->next;
+			return;
+		}
+	}
+}
+
+static void
+index_free(struct index *ix)
+{
+	index_unlink_handle(ix);
+	for (size_t i = 0; i < ix->nstmts; i++)
+		sqlite3_finalize(ix->stmts[i].st);
+	sqlite3_close(ix->db);
+	free(ix->user_dir);
+	free(ix);
+}
+
+/* A kept handle is only good while its file is the one on disk (an
+   administrator may have removed a broken index). */
+static bool
+index_file_same(const struct index *ix)
+{
+	char *path = xasprintf("%s/%s", ix->user_dir, INDEX_FILE);
+	struct stat sb;
+	bool same = stat(path, &sb) == 0 && sb.st_dev == ix->dev && sb.st_ino == ix->ino;
+	free(path);
+	return same;
+}
+
+static struct index *
+index_find(const char *user_dir)
+{
+	for (struct index *ix = index_handles; ix != NULL; ix = ix->next) {
+		if (strcmp(ix->user_dir, user_dir) != 0)
+			continue;
+		if (ix->refs == 0 && !index_file_same(ix)) {
+			index_free(ix);
+			return NULL;
+		}
+		return ix;
+	}
+	return NULL;
+}
+
+static sqlite3 *
+index_db_open(const char *path, char **error_r)
+{
+	sqlite3 *db = NULL;
+	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
+				 SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	bool fresh = false;
+	if (rc == SQLITE_OK) {
+		sqlite3_busy_timeout(db, 5000);
+		rc = index_schema_check(db, &fresh);
+	}
+	/* journal_mode is kept in the file, synchronous is per connection. */
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, fresh ? index_schema : "PRAGMA synchronous=NORMAL",
+				  NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		*error_r = xasprintf("index %s: %s", path,
+				     db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		sqlite3_close(db);
+		return NULL;
+	}
+	return db;
+}
 
 struct index *
 index_open(const char *user_dir, char **error_r)
 {
-	for (struct index *ix = index_handles; ix != NULL; ix = ix->next) {
-		if (strcmp(ix->user_dir, user_dir) == 0) {
-			ix->refs++;
-			return ix;
+	struct index *ix = index_find(user_dir);
+	if (ix != NULL) {
+		if (ix->refs++ == 0) { /* the most recently used goes first */
+			index_unlink_handle(ix);
+			ix->next = index_handles;
+			index_handles = ix;
 		}
+		return ix;
 	}
 	if (mkdir_p(user_dir, 0700) < 0) {
 		*error_r = xasprintf("mkdir %s: %s", user_dir, strerror(errno));
 		return NULL;
 	}
 	char *path = xasprintf("%s/%s", user_dir, INDEX_FILE);
-	sqlite3 *db = NULL;
-	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
-				 SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_busy_timeout(db, 5000);
-		rc = index_schema_check(db);
-	}
-	if (rc == SQLITE_OK)
-		rc = sqlite3_exec(db, index_schema, NULL, NULL, NULL);
-	if (rc != SQLITE_OK) {
-		*error_r = xasprintf("index %s: %s", path,
-				     db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+	sqlite3 *db = index_db_open(path, error_r);
+	struct stat sb;
+	if (db != NULL && stat(path, &sb) < 0) {
+		*error_r = xasprintf("stat %s: %s", path, strerror(errno));
 		sqlite3_close(db);
-		free(path);
-		return NULL;
+		db = NULL;
 	}
 	free(path);
-	struct index *ix = xcalloc(1, sizeof(*ix));
+	if (db == NULL)
+		return NULL;
+	ix = xcalloc(1, sizeof(*ix));
 	ix->db = db;
 	ix->user_dir = xstrdup(user_dir);
+	ix->dev = sb.st_dev;
+	ix->ino = sb.st_ino;
 	ix->refs = 1;
 	ix->next = index_handles;
 	index_handles = ix;
@@ -126,15 +200,44 @@ index_close(struct index **ixp)
 	*ixp = NULL;
 	if (--ix->refs > 0)
 		return;
-	for (struct index **p = &index_handles; *p != NULL; p = &(*p)->next) {
-		if (*p == ix) {
-			*p = ix->next;
-			break;
+	index_trim(ix);
+	/* Used handles come first: count the unused ones behind this one. */
+	unsigned kept = 0;
+	struct index *last_unused = NULL;
+	for (struct index *p = index_handles; p != NULL; p = p->next) {
+		if (p->refs == 0) {
+			kept++;
+			last_unused = p;
 		}
 	}
-	sqlite3_close(ix->db);
-	free(ix->user_dir);
-	free(ix);
+	if (kept > INDEX_KEEP_OPEN)
+		index_free(last_unused);
+}
+
+void
+index_close_unused(void)
+{
+	struct index *ix = index_handles;
+	while (ix != NULL) {
+		struct index *next = ix->next;
+		if (ix->refs == 0)
+			index_free(ix);
+		ix = next;
+	}
+}
+
+void
+index_trim(struct index *ix)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < ix->nstmts; i++) {
+		if (ix->stmts[i].in_use)
+			ix->stmts[kept++] = ix->stmts[i];
+		else
+			sqlite3_finalize(ix->stmts[i].st);
+	}
+	ix->nstmts = kept;
+	sqlite3_db_release_memory(ix->db);
 }
 
 int
@@ -147,12 +250,43 @@ index_db_error(struct index *ix, const char *what, char **error_r)
 sqlite3_stmt *
 index_prepare(struct index *ix, const char *sql, char **error_r)
 {
+	bool cached = false;
+	for (size_t i = 0; i < ix->nstmts; i++) {
+		if (ix->stmts[i].sql != sql)
+			continue;
+		if (!ix->stmts[i].in_use) {
+			ix->stmts[i].in_use = true;
+			return ix->stmts[i].st;
+		}
+		cached = true; /* in use further up the stack: one more, uncached */
+		break;
+	}
 	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(ix->db, sql, -1, &st, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v3(ix->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st,
+			       NULL) != SQLITE_OK) {
 		index_db_error(ix, "prepare", error_r);
 		return NULL;
 	}
+	if (!cached && ix->nstmts < INDEX_STMT_CACHE)
+		ix->stmts[ix->nstmts++] = (struct index_stmt){ .sql = sql, .st = st,
+							       .in_use = true };
 	return st;
+}
+
+void
+index_finish(struct index *ix, sqlite3_stmt *st)
+{
+	if (st == NULL)
+		return;
+	for (size_t i = 0; i < ix->nstmts; i++) {
+		if (ix->stmts[i].st == st) {
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			ix->stmts[i].in_use = false;
+			return;
+		}
+	}
+	sqlite3_finalize(st);
 }
 
 int
@@ -347,7 +481,7 @@ index_row_name(struct index *ix, const char *mailbox, uint32_t uid,
 	*name_r = NULL;
 	if (rc == SQLITE_ROW)
 		*name_r = xstrdup((const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
+	index_finish(ix, st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return index_db_error(ix, "select", error_r);
 	return 0;
@@ -367,7 +501,7 @@ index_modseq_next(struct index *ix, const char *mailbox, uint64_t *modseq_r,
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		*modseq_r = (uint64_t)sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	index_finish(ix, st);
 	if (rc != SQLITE_ROW) {
 		*error_r = xasprintf("index: mailbox %s not synced", mailbox);
 		return -1;
@@ -404,7 +538,7 @@ index_flags_store(struct index *ix, const char *mailbox, uint32_t uid,
 		sqlite3_bind_text(st, 5, mailbox, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 6, uid);
 		rc = sqlite3_step(st);
-		sqlite3_finalize(st);
+		index_finish(ix, st);
 	}
 	if (rc != SQLITE_DONE) {
 		if (st != NULL)
@@ -502,7 +636,7 @@ index_count(struct index *ix, const char *mailbox, uint32_t *count_r,
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		*count_r = (uint32_t)sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	index_finish(ix, st);
 	return rc == SQLITE_ROW ? 0 : index_db_error(ix, "count", error_r);
 }
 
@@ -522,7 +656,7 @@ index_uid_at(struct index *ix, const char *mailbox, uint32_t seq,
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		*uid_r = (uint32_t)sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	index_finish(ix, st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return index_db_error(ix, "select", error_r);
 	return 0;
@@ -555,7 +689,7 @@ index_msg_get(struct index *ix, const char *mailbox, const char *dir,
 		msg_r->modseq = (uint64_t)sqlite3_column_int64(st, 4);
 		msg_r->keywords = xstrdup((const char *)sqlite3_column_text(st, 5));
 	}
-	sqlite3_finalize(st);
+	index_finish(ix, st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return index_db_error(ix, "select", error_r);
 	return 0;

@@ -59,10 +59,23 @@ struct index_msg {
 #define INDEX_MTIME_MARGIN_NS (100 * 1000000LL)
 long long index_dir_mtime(const char *dir, const char *sub);
 
-/* Opens (creating if needed) USER_DIR/tern-index.sqlite; the callers in one
-   process that open one user's index share a handle until the last closes. */
+/*
+ * Opens (creating if needed) USER_DIR/tern-index.sqlite; the callers in one
+ * process that open one user's index share a handle. After the last close
+ * the handle stays open, trimmed, for the user's next session (mail
+ * clients reconnect often), up to INDEX_KEEP_OPEN handles.
+ */
 struct index *index_open(const char *user_dir, char **error_r);
 void index_close(struct index **ix);
+#define INDEX_KEEP_OPEN 64
+/* Closes the handles kept open that no session uses (at exit). */
+void index_close_unused(void);
+
+/*
+ * Gives back the memory the handle holds beyond its connection (prepared
+ * statements, page cache): for when its sessions go idle.
+ */
+void index_trim(struct index *ix);
 
 /*
  * Brings the index of one mailbox up to date with dir/new and dir/cur:

@@ -38,7 +38,7 @@ index_append_load(struct index *ix, const char *mailbox, const char *dir,
 		dv = (uint32_t)sqlite3_column_int64(st, 0);
 		dn = (uint32_t)sqlite3_column_int64(st, 1);
 	}
-	sqlite3_finalize(st);
+	index_finish(ix, st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return index_db_error(ix, "select", error_r);
 	if (rc == SQLITE_DONE || r == 1 || dv != fv)
@@ -98,7 +98,7 @@ index_append_row(struct index *ix, const char *mailbox, const char *dir,
 		sqlite3_bind_int64(st, 7, (sqlite3_int64)modseq);
 		sqlite3_bind_text(st, 8, keywords, -1, SQLITE_STATIC);
 		rc = sqlite3_step(st);
-		sqlite3_finalize(st);
+		index_finish(ix, st);
 	}
 	free(path);
 	free(keywords);
@@ -133,7 +133,7 @@ index_append_rows(struct index *ix, const char *mailbox, const char *dir,
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)first + (sqlite3_int64)count);
 	sqlite3_bind_text(st, 2, mailbox, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	index_finish(ix, st);
 	return rc == SQLITE_DONE ? 0 : index_db_error(ix, "update", error_r);
 }
 

@@ -41,7 +41,7 @@ index_cache_get(struct index *ix, const char *mailbox, uint32_t uid,
 		*envelope_r = index_cache_column(st, 0);
 		*bodystructure_r = index_cache_column(st, 1);
 	}
-	sqlite3_finalize(st);
+	index_finish(ix, st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return index_db_error(ix, "select", error_r);
 	if (*envelope_r == NULL || *bodystructure_r == NULL) {
@@ -67,7 +67,7 @@ index_cache_set(struct index *ix, const char *mailbox, uint32_t uid,
 	sqlite3_bind_text(st, 3, mailbox, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, uid);
 	int rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	index_finish(ix, st);
 	if (rc != SQLITE_DONE)
 		return index_db_error(ix, "update", error_r);
 	return 0;

@@ -5,20 +5,39 @@
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "store/index.h"
+
+/* Prepared statements kept per handle: parsing costs more than most queries. */
+#define INDEX_STMT_CACHE 40
+
+struct index_stmt {
+	const char *sql; /* the caller's text: a string literal */
+	sqlite3_stmt *st;
+	bool in_use;
+};
 
 /* Shared by every session of one user in this process (index_open). */
 struct index {
 	sqlite3 *db;
 	char *user_dir;
-	unsigned refs;
+	dev_t dev; /* of the database file, to notice it replaced */
+	ino_t ino;
+	unsigned refs; /* 0: kept open for the user's next session */
+	struct index_stmt stmts[INDEX_STMT_CACHE];
+	size_t nstmts;
 	struct index *next;
 };
 
 int index_db_error(struct index *ix, const char *what, char **error_r);
+/*
+ * A statement for sql, which must be a string literal (it is cached by its
+ * address): ready to bind, to be given back with index_finish.
+ */
 sqlite3_stmt *index_prepare(struct index *ix, const char *sql, char **error_r);
+void index_finish(struct index *ix, sqlite3_stmt *st);
 int index_exec(struct index *ix, const char *sql, char **error_r);
 /* Ends a failed transaction; its own errors do not matter any more. */
 void index_rollback(struct index *ix);

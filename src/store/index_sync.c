@@ -204,7 +204,7 @@ index_rows_load(struct index_sync_ctx *c, char **error_r)
 		row->name = xstrdup((const char *)sqlite3_column_text(st, 1));
 		row->seen = false;
 	}
-	sqlite3_finalize(st);
+	index_finish(c->ix, st);
 	return rc == SQLITE_DONE ? 0 : index_db_error(c->ix, "select", error_r);
 }
 
@@ -238,7 +238,7 @@ index_mailbox_forget(struct index *ix, const char *mailbox, char **error_r)
 			return -1;
 		sqlite3_bind_text(st, 1, mailbox, -1, SQLITE_STATIC);
 		int rc = sqlite3_step(st);
-		sqlite3_finalize(st);
+		index_finish(ix, st);
 		if (rc != SQLITE_DONE)
 			return index_db_error(ix, "delete", error_r);
 	}
@@ -269,7 +269,7 @@ index_mailbox_load(struct index_sync_ctx *c, char **error_r)
 		dn = (uint32_t)sqlite3_column_int64(st, 1);
 		c->highestmodseq = (uint64_t)sqlite3_column_int64(st, 2);
 	}
-	sqlite3_finalize(st);
+	index_finish(c->ix, st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return index_db_error(c->ix, "select", error_r);
 	if (r == 1) {
@@ -383,7 +383,7 @@ index_row_insert(struct index_sync_ctx *c, uint32_t uid, const char *name,
 	sqlite3_bind_int64(st, 7, (sqlite3_int64)index_sync_modseq(c));
 	sqlite3_bind_text(st, 8, keywords, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	index_finish(c->ix, st);
 	free(keywords);
 	return rc == SQLITE_DONE ? 0 : index_db_error(c->ix, "insert", error_r);
 }
@@ -406,7 +406,7 @@ index_row_update(struct index_sync_ctx *c, uint32_t uid, const char *name,
 	sqlite3_bind_text(st, 5, c->mailbox, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 6, uid);
 	int rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	index_finish(c->ix, st);
 	return rc == SQLITE_DONE ? 0 : index_db_error(c->ix, "update", error_r);
 }
 
@@ -510,7 +510,7 @@ index_expunge_unseen(struct index_sync_ctx *c, char **error_r)
 		sqlite3_bind_text(st, 1, c->mailbox, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, c->rows[i].uid);
 		int rc = sqlite3_step(st);
-		sqlite3_finalize(st);
+		index_finish(c->ix, st);
 		if (rc != SQLITE_DONE)
 			return index_db_error(c->ix, "delete", error_r);
 		index_sync_modseq(c);
@@ -536,7 +536,7 @@ index_mailbox_store(struct index_sync_ctx *c, char **error_r)
 	sqlite3_bind_int64(st, 3, c->uidnext);
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)c->highestmodseq);
 	int rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	index_finish(c->ix, st);
 	return rc == SQLITE_DONE ? 0 : index_db_error(c->ix, "insert", error_r);
 }
 
@@ -622,7 +622,7 @@ index_sync_unchanged(struct index *ix, const char *mailbox, const char *dir,
 		r->uidvalidity = (uint32_t)sqlite3_column_int64(st, 0);
 		r->uidnext = (uint32_t)sqlite3_column_int64(st, 1);
 	}
-	sqlite3_finalize(st);
+	index_finish(ix, st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return index_db_error(ix, "select", error_r);
 	if (rc != SQLITE_ROW)
@@ -642,7 +642,7 @@ index_sync_seen(struct index *ix, const char *mailbox, const char *dir, char **e
 	sqlite3_bind_int64(st, 2, index_dir_mtime(dir, "cur"));
 	sqlite3_bind_text(st, 3, mailbox, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	index_finish(ix, st);
 	return rc == SQLITE_DONE ? 0 : index_db_error(ix, "update", error_r);
 }
 

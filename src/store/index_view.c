@@ -32,7 +32,7 @@ index_mailbox_state(struct index *ix, const char *mailbox,
 		r->recentuid = (uint32_t)sqlite3_column_int64(st, 3);
 		r->count = (uint32_t)sqlite3_column_int64(st, 4);
 	}
-	sqlite3_finalize(st);
+	index_finish(ix, st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return index_db_error(ix, "select", error_r);
 	return 0;
@@ -63,7 +63,7 @@ index_list(struct index *ix, const char *mailbox, struct index_entry **r,
 		e->keywords = xstrdup((const char *)sqlite3_column_text(st, 2));
 		e->modseq = (uint64_t)sqlite3_column_int64(st, 3);
 	}
-	sqlite3_finalize(st);
+	index_finish(ix, st);
 	if (rc != SQLITE_DONE) {
 		index_entries_free(r, n_r);
 		return index_db_error(ix, "select", error_r);
@@ -101,7 +101,7 @@ index_recent_claim(struct index *ix, const char *mailbox, uint32_t *first_r,
 		recent = (uint32_t)sqlite3_column_int64(st, 0);
 		next = (uint32_t)sqlite3_column_int64(st, 1);
 	}
-	sqlite3_finalize(st);
+	index_finish(ix, st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		index_db_error(ix, "select", error_r);
 		index_rollback(ix);
@@ -117,7 +117,7 @@ index_recent_claim(struct index *ix, const char *mailbox, uint32_t *first_r,
 		sqlite3_bind_int64(st, 1, next);
 		sqlite3_bind_text(st, 2, mailbox, -1, SQLITE_STATIC);
 		rc = sqlite3_step(st);
-		sqlite3_finalize(st);
+		index_finish(ix, st);
 		if (rc != SQLITE_DONE) {
 			index_db_error(ix, "update", error_r);
 			index_rollback(ix);
