@@ -408,36 +408,60 @@ fetch_one(struct imap_session *s, const struct fetch_req *req, uint32_t seq)
  * The sequence numbers the set names. By message number, numbers past
  * the last message are ignored; by UID, "*" is the largest UID in use.
  */
-static int
-fetch_all(struct imap_session *s, const struct fetch_req *req, struct imap_seqset *set,
-	  unsigned *gone_r)
+/*
+ * A FETCH under way. It stops between two messages whenever the answer
+ * waiting for the client reaches CONN_OUTPUT_HIGH, and goes on when the
+ * client has read it (imap_fetch_drained): a FETCH 1:* BODY[] of a large
+ * mailbox never sits in memory whole.
+ */
+struct imap_fetch_run {
+	struct fetch_req *req;
+	struct imap_seqset *set;
+	size_t range;  /* by number: the range under way */
+	uint32_t seq;  /* the next message to look at; 0 before the first */
+	int failed;
+	unsigned gone;
+};
+
+static bool
+fetch_one_counted(struct imap_session *s, struct imap_fetch_run *run, uint32_t seq)
 {
-	int failed = 0;
-	int rc;
+	if (conn_closing(s->conn))
+		return false;
+	if (conn_output_pending(s->conn) >= CONN_OUTPUT_HIGH) {
+		run->seq = seq;
+		return false;
+	}
+	int rc = fetch_one(s, run->req, seq);
+	run->failed += rc < 0;
+	run->gone += rc > 0;
+	return true;
+}
+
+/* true when every message is done (or the client is gone). */
+static bool
+fetch_continue(struct imap_session *s, struct imap_fetch_run *run)
+{
 	uint32_t count = s->sel.count;
-	if (req->uid_cmd) {
+	if (run->req->uid_cmd) {
 		uint32_t star = count > 0 ? s->sel.uids[count - 1] : 0;
-		for (uint32_t seq = 1; seq <= count && !conn_closing(s->conn); seq++) {
-			if (!imap_seqset_contains(set, s->sel.uids[seq - 1], star))
-				continue;
-			rc = fetch_one(s, req, seq);
-			failed += rc < 0;
-			*gone_r += rc > 0;
+		for (uint32_t seq = run->seq > 0 ? run->seq : 1; seq <= count; seq++) {
+			if (imap_seqset_contains(run->set, s->sel.uids[seq - 1], star) &&
+			    !fetch_one_counted(s, run, seq))
+				return conn_closing(s->conn);
 		}
-		return failed;
+		return true;
 	}
 	size_t n;
-	const struct imap_seq_range *r = imap_seqset_ranges(set, count, &n);
-	for (size_t i = 0; i < n; i++) {
-		for (uint32_t seq = r[i].first; seq <= r[i].last && seq <= count; seq++) {
-			if (conn_closing(s->conn))
-				return failed;
-			rc = fetch_one(s, req, seq);
-			failed += rc < 0;
-			*gone_r += rc > 0;
+	const struct imap_seq_range *r = imap_seqset_ranges(run->set, count, &n);
+	for (; run->range < n; run->range++) {
+		uint32_t seq = run->seq > r[run->range].first ? run->seq : r[run->range].first;
+		for (; seq <= r[run->range].last && seq <= count; seq++) {
+			if (!fetch_one_counted(s, run, seq))
+				return conn_closing(s->conn);
 		}
 	}
-	return failed;
+	return true;
 }
 
 static void
@@ -448,6 +472,25 @@ fetch_req_free(struct fetch_req **reqp)
 		imap_section_clear(&req->items[i].sec);
 	free(req);
 	*reqp = NULL;
+}
+
+/* The tagged answer, once every message is done. */
+static void
+fetch_finish(struct imap_session *s)
+{
+	struct imap_fetch_run *run = s->fetch;
+	const char *what = run->req->uid_cmd ? "UID FETCH" : "FETCH";
+	if (run->failed > 0)
+		conn_printf(s->conn, "%s NO [SERVERBUG] Some messages could not be fetched\r\n",
+			    s->tag);
+	else if (run->gone > 0)
+		/* RFC 2180 §4.1.2 allows NO; RFC 5530 names the reason. The
+		   EXPUNGE responses follow at the next command that may carry them. */
+		conn_printf(s->conn, "%s NO [EXPUNGEISSUED] Some messages were expunged\r\n",
+			    s->tag);
+	else
+		conn_printf(s->conn, "%s OK %s completed\r\n", s->tag, what);
+	imap_fetch_free(s);
 }
 
 int
@@ -471,20 +514,34 @@ imap_cmd_fetch(struct imap_session *s, const struct imap_arg *args, size_t argc)
 		imap_reply_bad(s, "Unknown or unsupported fetch item");
 		return -1;
 	}
-	unsigned gone = 0;
-	int failed = fetch_all(s, req, set, &gone);
-	const char *what = req->uid_cmd ? "UID FETCH" : "FETCH";
-	if (failed > 0)
-		conn_printf(s->conn, "%s NO [SERVERBUG] Some messages could not be fetched\r\n",
-			    s->tag);
-	else if (gone > 0)
-		/* RFC 2180 §4.1.2 allows NO; RFC 5530 names the reason. The
-		   EXPUNGE responses follow at the next command that may carry them. */
-		conn_printf(s->conn, "%s NO [EXPUNGEISSUED] Some messages were expunged\r\n",
-			    s->tag);
+	s->fetch = xcalloc(1, sizeof(*s->fetch));
+	s->fetch->req = req;
+	s->fetch->set = set;
+	if (fetch_continue(s, s->fetch))
+		fetch_finish(s);
 	else
-		conn_printf(s->conn, "%s OK %s completed\r\n", s->tag, what);
-	imap_seqset_free(&set);
-	fetch_req_free(&req);
+		conn_pause(s->conn); /* no further command until this one ends */
 	return 0;
 }
+
+void
+imap_fetch_drained(struct imap_session *s)
+{
+	if (s->fetch != NULL && fetch_continue(s, s->fetch)) {
+		fetch_finish(s);
+		imap_sync_settle(s);
+		conn_resume(s->conn);
+	}
+}
+
+void
+imap_fetch_free(struct imap_session *s)
+{
+	if (s->fetch == NULL)
+		return;
+	imap_seqset_free(&s->fetch->set);
+	fetch_req_free(&s->fetch->req);
+	free(s->fetch);
+	s->fetch = NULL;
+}
+

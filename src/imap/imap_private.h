@@ -79,6 +79,7 @@ struct imap_session {
 	char *mail_root;
 	struct index *index; /* opened at the first SELECT, EXAMINE or STATUS */
 	struct imap_selected sel; /* valid in IMAP_STATE_SELECTED */
+	struct imap_fetch_run *fetch; /* a FETCH waiting for its output to drain */
 	bool idling;       /* between IDLE's "+" and DONE */
 	struct dirwatch *idle_watch;
 };
@@ -112,6 +113,9 @@ int imap_index_ensure(struct imap_session *s, char **error_r);
 
 /* imap_fetch.c: FETCH and UID FETCH (RFC 3501 §6.4.5, §6.4.8). */
 imap_cmd_fn imap_cmd_fetch;
+/* The client read most of what was sent: a FETCH under way goes on. */
+void imap_fetch_drained(struct imap_session *s);
+void imap_fetch_free(struct imap_session *s);
 
 /* imap_store.c: STORE, EXPUNGE, UID STORE, UID EXPUNGE (RFC 3501 §6.4.6,
    §6.4.3; RFC 4315). */

@@ -128,12 +128,15 @@ imap_cmd_search(struct imap_session *s, const struct imap_arg *args, size_t argc
 	uint32_t *hits = xmalloc((s->sel.count + 1) * sizeof(*hits));
 	size_t n = 0;
 	char *error = NULL;
-	for (uint32_t seq = 1; seq <= s->sel.count; seq++) {
-		int r = search_one(s, prog, seq, &error);
-		if (r < 0)
-			break;
-		if (r > 0)
-			hits[n++] = uid_cmd ? s->sel.uids[seq - 1] : seq;
+	if (index_read_begin(s->index, &error) == 0) {
+		for (uint32_t seq = 1; seq <= s->sel.count; seq++) {
+			int r = search_one(s, prog, seq, &error);
+			if (r < 0)
+				break;
+			if (r > 0)
+				hits[n++] = uid_cmd ? s->sel.uids[seq - 1] : seq;
+		}
+		index_read_end(s->index);
 	}
 	struct buf out = BUF_INIT;
 	unsigned ret;

@@ -101,9 +101,11 @@ static void imap_on_input(struct conn *c, void *ctx);
 static void imap_on_timeout(struct conn *c, void *ctx);
 static void imap_on_close(struct conn *c, void *ctx);
 static void imap_on_shutdown(struct conn *c, void *ctx);
+static void imap_on_drain(struct conn *c, void *ctx);
 
 static const struct conn_handler imap_handler = {
 	.on_input = imap_on_input,
+	.on_drain = imap_on_drain,
 	.on_timeout = imap_on_timeout,
 	.on_close = imap_on_close,
 	.on_shutdown = imap_on_shutdown,
@@ -176,11 +178,19 @@ imap_on_close(struct conn *c, void *ctx)
 			 s->address != NULL ? s->address : "", conn_peer(c));
 	imap_auth_reset(s);
 	imap_idle_stop(s);
+	imap_fetch_free(s);
 	imap_select_free(s);
 	imap_parser_free(&s->parser);
 	free(s->address);
 	free(s->mail_root);
 	free(s);
+}
+
+static void
+imap_on_drain(struct conn *c, void *ctx)
+{
+	(void)c;
+	imap_fetch_drained(ctx);
 }
 
 static void
@@ -284,7 +294,7 @@ imap_dispatch(struct imap_session *s)
 					    ? IMAP_SYNC_FULL : IMAP_SYNC_NO_EXPUNGE);
 	if (cmd->run(s, args, argc) == 0)
 		s->bad_commands = 0;
-	if (cmd->settle)
+	if (cmd->settle && s->fetch == NULL) /* else when the FETCH ends */
 		imap_sync_settle(s);
 }
 

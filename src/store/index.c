@@ -297,6 +297,18 @@ index_exec(struct index *ix, const char *sql, char **error_r)
 	return 0;
 }
 
+int
+index_read_begin(struct index *ix, char **error_r)
+{
+	return index_exec(ix, "BEGIN", error_r);
+}
+
+void
+index_read_end(struct index *ix)
+{
+	sqlite3_exec(ix->db, "COMMIT", NULL, NULL, NULL);
+}
+
 void
 index_rollback(struct index *ix)
 {

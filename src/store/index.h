@@ -109,6 +109,14 @@ int index_msg_get(struct index *ix, const char *mailbox, const char *dir,
 void index_msg_clear(struct index_msg *msg);
 
 /*
+ * Lookups between begin and end share one transaction: one snapshot and
+ * one round of locks instead of one per lookup. Nothing may change the
+ * index in between (for loops of reads such as SEARCH's).
+ */
+int index_read_begin(struct index *ix, char **error_r);
+void index_read_end(struct index *ix);
+
+/*
  * Replaces the system flags of a message (letters from "DFRST", any
  * order; others are refused): renames its file's ":2," part (letters
  * sorted, as Maildir wants; lowercase keyword letters of other tools
