@@ -9,6 +9,7 @@
 
 #include "auth/userdb.h"
 #include "auth/userdb_private.h"
+#include "core/log.h"
 #include "core/util.h"
 #include "core/workpool.h"
 
@@ -58,6 +59,8 @@ userdb_check_done(void *arg)
 			c->address = NULL;
 		}
 		c->done(c->ok, address, c->ctx);
+	} else {
+		log_debug("password check for %s ended after its session", c->address);
 	}
 	userdb_check_free(c);
 }
