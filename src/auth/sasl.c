@@ -57,6 +57,11 @@ struct sasl {
 	char *user;          /* the canonical address, after SASL_OK */
 	char *username;      /* LOGIN: the name, until the password comes */
 	struct sasl_scram *scram;
+	/* Password checks on a pool (sasl_set_pool), else inside sasl_step. */
+	struct workpool *pool;
+	sasl_done_fn *done;
+	void *done_ctx;
+	struct userdb_check *check; /* running: the step said SASL_PENDING */
 };
 
 static char sasl_test_nonce[64];
@@ -104,10 +109,26 @@ sasl_authzid_ok(struct sasl *s, const char *authzid, const char *authcid)
 	return same;
 }
 
+/* The pool's check is over: the answer the step could not give. */
+static void
+sasl_check_done(bool ok, char *address, void *ctx)
+{
+	struct sasl *s = ctx;
+	s->check = NULL;
+	s->user = address;
+	s->done(s, ok ? SASL_OK : SASL_FAIL, s->done_ctx);
+}
+
 /* PLAIN and LOGIN: the password checked against the crypt(3) hash. */
 static enum sasl_result
 sasl_check_password(struct sasl *s, const char *login, const char *password)
 {
+	if (s->pool != NULL) {
+		if (userdb_verify_async(s->db, s->pool, login, password, sasl_check_done, s,
+					&s->check) < 0)
+			return SASL_TEMPFAIL;
+		return SASL_PENDING;
+	}
 	char *address = NULL;
 	int r = userdb_verify(s->db, login, password, &address);
 	if (r < 0)
@@ -497,11 +518,22 @@ sasl_begin(struct userdb *db, const char *mechanism)
 	return NULL;
 }
 
+void
+sasl_set_pool(struct sasl *s, struct workpool *pool, sasl_done_fn *done, void *ctx)
+{
+	s->pool = pool;
+	s->done = done;
+	s->done_ctx = ctx;
+}
+
 enum sasl_result
 sasl_step(struct sasl *s, const char *response, char **challenge_r)
 {
 	*challenge_r = NULL;
-	/* Only the first step may come without a response; none after the end. */
+	/*
+	 * Only the first step may come without a response; none after the end
+	 * (a pending check is the end: its result comes through done()).
+	 */
 	if (s->finished || (response == NULL && s->steps > 0)) {
 		s->finished = true;
 		return SASL_BAD;
@@ -539,6 +571,7 @@ sasl_free(struct sasl **sp)
 	struct sasl *s = *sp;
 	if (s == NULL)
 		return;
+	userdb_check_abandon(&s->check);
 	if (s->scram != NULL) {
 		free(s->scram->gs2_header);
 		free(s->scram->client_first_bare);

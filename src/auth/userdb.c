@@ -3,6 +3,7 @@
  * whenever it changes.
  */
 #include "auth/userdb.h"
+#include "auth/userdb_private.h"
 
 #include <crypt.h>
 #include <errno.h>
@@ -332,8 +333,11 @@ userdb_exists(struct userdb *db, const char *address)
 	return userdb_refresh(db) == 0 && userdb_find(db, address) != NULL;
 }
 
-/* crypt() of password with setting equals setting, compared in constant time. */
-static bool
+/*
+ * crypt() of password with setting equals setting, compared in constant
+ * time. Thread-safe: crypt_rn with its own data, nothing shared.
+ */
+bool
 userdb_hash_matches(const char *password, const char *setting)
 {
 	struct crypt_data *data = xcalloc(1, sizeof(*data));
@@ -346,14 +350,12 @@ userdb_hash_matches(const char *password, const char *setting)
 }
 
 int
-userdb_verify(struct userdb *db, const char *login, const char *password,
-	      char **address_r)
+userdb_hash_lookup(struct userdb *db, const char *login, char **address_r,
+		   char **setting_r)
 {
-	char *address = userdb_canonical(db, login);
-	if (userdb_refresh(db) < 0) {
-		free(address);
+	if (userdb_refresh(db) < 0)
 		return -1;
-	}
+	char *address = userdb_canonical(db, login);
 	const struct userdb_entry *e = userdb_find(db, address);
 	/*
 	 * An unknown user still costs one crypt() with the default method and
@@ -364,7 +366,21 @@ userdb_verify(struct userdb *db, const char *login, const char *password,
 	const char *setting = e != NULL ? e->hash
 			    : db->dummy_setting != NULL ? db->dummy_setting
 			    : "$6$dummysaltdummy$";
-	bool ok = userdb_hash_matches(password, setting) && e != NULL;
+	*address_r = address;
+	*setting_r = xstrdup(setting);
+	return e != NULL ? 1 : 0;
+}
+
+int
+userdb_verify(struct userdb *db, const char *login, const char *password,
+	      char **address_r)
+{
+	char *address, *setting;
+	int r = userdb_hash_lookup(db, login, &address, &setting);
+	if (r < 0)
+		return -1;
+	bool ok = userdb_hash_matches(password, setting) && r == 1;
+	free(setting);
 	if (!ok) {
 		free(address);
 		return 0;

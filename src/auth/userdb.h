@@ -47,6 +47,26 @@ bool userdb_exists(struct userdb *db, const char *address);
  */
 int userdb_verify(struct userdb *db, const char *login, const char *password,
 		  char **address_r);
+
+/*
+ * userdb_verify with the crypt() on a worker thread (core/workpool.h), so
+ * that the loop serves other sessions meanwhile (yescrypt takes ~100 ms).
+ * The users file is read and the hash looked up here, on the calling
+ * (loop) thread; the thread gets copies. Returns -1 if the users file
+ * cannot be read (no callback then). Else 0 and *check_r: later, from the
+ * loop, done(ok, address, ctx) is called once (address: canonical, a new
+ * string the callee owns, NULL unless ok) and the check is freed when it
+ * returns, so done must forget *check_r. userdb_check_abandon instead
+ * (the session is gone): done is never called, the check frees itself.
+ */
+struct workpool;
+struct userdb_check;
+typedef void userdb_check_fn(bool ok, char *address, void *ctx);
+int userdb_verify_async(struct userdb *db, struct workpool *pool, const char *login,
+			const char *password, userdb_check_fn *done, void *ctx,
+			struct userdb_check **check_r);
+/* Sets *check to NULL; nothing if it is NULL already. */
+void userdb_check_abandon(struct userdb_check **check);
 /*
  * The SCRAM-SHA-256 secrets of a canonical address: 1 found, 0 unknown
  * user or no secrets stored for it, -1 if the users file cannot be read.

@@ -33,6 +33,10 @@ imap_auth_reset(struct imap_session *s)
 {
 	sasl_free(&s->sasl);
 	s->mech[0] = '\0';
+	/* A check still running finds no session: it frees itself. */
+	userdb_check_abandon(&s->login_check);
+	free(s->login_name);
+	s->login_name = NULL;
 }
 
 static bool
@@ -128,6 +132,21 @@ imap_auth_refused(struct imap_session *s)
 	return true;
 }
 
+/* LOGIN's check is over (on the loop again): the answer, then input. */
+static void
+imap_login_done(bool ok, char *address, void *ctx)
+{
+	struct imap_session *s = ctx;
+	s->login_check = NULL;
+	conn_resume(s->conn);
+	if (ok)
+		imap_auth_ok(s, address, "LOGIN");
+	else
+		imap_auth_fail(s, s->login_name);
+	free(s->login_name);
+	s->login_name = NULL;
+}
+
 int
 imap_cmd_login(struct imap_session *s, const struct imap_arg *args, size_t argc)
 {
@@ -142,17 +161,33 @@ imap_cmd_login(struct imap_session *s, const struct imap_arg *args, size_t argc)
 		return 0;
 	char *name = authguard_name(s->srv->users, login);
 	if (!imap_auth_blocked(s, name)) {
-		char *address = NULL;
-		int r = userdb_verify(s->srv->users, login, password, &address);
-		if (r < 0)
+		/*
+		 * crypt() runs on the pool; the session reads nothing more
+		 * until imap_login_done has answered (the tag stays in s->tag).
+		 */
+		if (userdb_verify_async(s->srv->users, s->srv->pool, login, password,
+					imap_login_done, s, &s->login_check) < 0) {
 			imap_auth_tempfail(s);
-		else if (r == 0)
-			imap_auth_fail(s, login);
-		else
-			imap_auth_ok(s, address, "LOGIN");
+		} else {
+			s->login_name = xstrdup(login);
+			conn_pause(s->conn);
+		}
 	}
 	free(name);
 	return 0;
+}
+
+/* An AUTHENTICATE exchange acts on the result of a step. */
+static void imap_auth_result(struct imap_session *s, enum sasl_result r);
+
+/* AUTHENTICATE's check ran on the pool: the answer, then input again. */
+static void
+imap_auth_check_done(struct sasl *sasl, enum sasl_result r, void *ctx)
+{
+	struct imap_session *s = ctx;
+	(void)sasl;
+	conn_resume(s->conn);
+	imap_auth_result(s, r);
 }
 
 /* Acts on one SASL step; the exchange ends unless it continues. */
@@ -168,7 +203,17 @@ imap_auth_step(struct imap_session *s, const char *response)
 		return;
 	}
 	free(challenge);
+	imap_auth_result(s, r);
+}
+
+static void
+imap_auth_result(struct imap_session *s, enum sasl_result r)
+{
 	switch (r) {
+	case SASL_PENDING:
+		/* crypt() on the pool: no input until imap_auth_check_done. */
+		conn_pause(s->conn);
+		return;
 	case SASL_OK:
 		imap_auth_ok(s, xstrdup(sasl_user(s->sasl)), s->mech);
 		break;
@@ -221,6 +266,7 @@ imap_cmd_authenticate(struct imap_session *s, const struct imap_arg *args, size_
 		sasl_free(&s->sasl);
 		return 0;
 	}
+	sasl_set_pool(s->sasl, s->srv->pool, imap_auth_check_done, s);
 	snprintf(s->mech, sizeof(s->mech), "%s", mech);
 	for (char *p = s->mech; *p != '\0'; p++)
 		*p = (char)(*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p);

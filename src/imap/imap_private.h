@@ -19,6 +19,7 @@ struct imap_arg;
 struct index;
 struct sasl;
 struct server;
+struct userdb_check;
 
 enum imap_state {
 	IMAP_STATE_NOTAUTH = 1 << 0,
@@ -75,6 +76,9 @@ struct imap_session {
 	struct sasl *sasl; /* an AUTHENTICATE exchange under way */
 	char mech[32];
 	bool delayed;
+	/* A LOGIN's password check on the pool; input waits for it. */
+	struct userdb_check *login_check;
+	char *login_name;  /* its claimed name, for the failure log */
 	char *address;     /* the canonical user once logged in */
 	char *mail_root;
 	struct index *index; /* opened at the first SELECT, EXAMINE or STATUS */

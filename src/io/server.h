@@ -30,7 +30,7 @@ struct server {
 	struct ssl_ctx_st *tls; /* OpenSSL's SSL_CTX, or NULL without tls_cert */
 	struct authguard *guard; /* failed-login counts, across sessions */
 	struct queue_runner *queue; /* relays and retries what the spool holds */
-	struct workpool *pool;   /* threads for deliveries (fsyncs off the loop) */
+	struct workpool *pool;   /* threads for deliveries and password checks */
 	bool draining; /* SIGTERM: no new sessions, finish the open ones */
 };
 

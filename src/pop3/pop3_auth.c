@@ -36,6 +36,10 @@ pop3_auth_reset(struct pop3_session *s)
 	s->user = NULL;
 	sasl_free(&s->sasl);
 	s->mech[0] = '\0';
+	/* A check still running finds no session: it frees itself. */
+	userdb_check_abandon(&s->pass_check);
+	free(s->pass_login);
+	s->pass_login = NULL;
 }
 
 /* The guard says no: the same answer whether the password was right or not. */
@@ -143,6 +147,21 @@ pop3_cmd_user(struct pop3_session *s, int argc, char **argv)
 	return 0;
 }
 
+/* PASS's check is over (on the loop again): the answer, then input. */
+static void
+pop3_pass_done(bool ok, char *address, void *ctx)
+{
+	struct pop3_session *s = ctx;
+	s->pass_check = NULL;
+	conn_resume(s->conn);
+	if (ok)
+		pop3_auth_ok(s, address, "USER");
+	else
+		pop3_auth_fail(s, s->pass_login);
+	free(s->pass_login);
+	s->pass_login = NULL;
+}
+
 int
 pop3_cmd_pass(struct pop3_session *s, int argc, char **argv)
 {
@@ -157,21 +176,34 @@ pop3_cmd_pass(struct pop3_session *s, int argc, char **argv)
 	char *login = s->user;
 	s->user = NULL; /* RFC 1939 §7: after a failed PASS, USER starts again */
 	char *name = authguard_name(s->srv->users, login);
-	if (!pop3_auth_blocked(s, name)) {
-		char *address = NULL;
-		int r = userdb_verify(s->srv->users, login, argc == 1 ? argv[0] : "", &address);
-		if (r < 0) {
-			log_err("pop3 %s: users file unreadable rip=%s", s->id, conn_peer(s->conn));
-			conn_writes(s->conn, "-ERR [SYS/TEMP] Authentication is unavailable\r\n");
-		} else if (r == 0) {
-			pop3_auth_fail(s, login);
-		} else {
-			pop3_auth_ok(s, address, "USER");
-		}
+	if (pop3_auth_blocked(s, name)) {
+		free(login);
+	} else if (userdb_verify_async(s->srv->users, s->srv->pool, login,
+				       argc == 1 ? argv[0] : "", pop3_pass_done, s,
+				       &s->pass_check) < 0) {
+		log_err("pop3 %s: users file unreadable rip=%s", s->id, conn_peer(s->conn));
+		conn_writes(s->conn, "-ERR [SYS/TEMP] Authentication is unavailable\r\n");
+		free(login);
+	} else {
+		/* crypt() runs on the pool: no command is read until the answer. */
+		s->pass_login = login;
+		conn_pause(s->conn);
 	}
 	free(name);
-	free(login);
 	return 0;
+}
+
+/* An AUTH exchange acts on the result of a step. */
+static void pop3_auth_result(struct pop3_session *s, enum sasl_result r);
+
+/* AUTH's check ran on the pool: the answer, then input again. */
+static void
+pop3_auth_check_done(struct sasl *sasl, enum sasl_result r, void *ctx)
+{
+	struct pop3_session *s = ctx;
+	(void)sasl;
+	conn_resume(s->conn);
+	pop3_auth_result(s, r);
 }
 
 /* Acts on one SASL step; the exchange ends unless it continues. */
@@ -187,7 +219,17 @@ pop3_auth_step(struct pop3_session *s, const char *response)
 		return;
 	}
 	free(challenge);
+	pop3_auth_result(s, r);
+}
+
+static void
+pop3_auth_result(struct pop3_session *s, enum sasl_result r)
+{
 	switch (r) {
+	case SASL_PENDING:
+		/* crypt() on the pool: no input until pop3_auth_check_done. */
+		conn_pause(s->conn);
+		return;
 	case SASL_OK:
 		pop3_auth_ok(s, xstrdup(sasl_user(s->sasl)), s->mech);
 		break;
@@ -249,6 +291,7 @@ pop3_cmd_auth(struct pop3_session *s, int argc, char **argv)
 		sasl_free(&s->sasl);
 		return 0;
 	}
+	sasl_set_pool(s->sasl, s->srv->pool, pop3_auth_check_done, s);
 	snprintf(s->mech, sizeof(s->mech), "%s", argv[0]);
 	for (char *p = s->mech; *p != '\0'; p++)
 		*p = (char)(*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p);

@@ -10,6 +10,7 @@
 struct conn;
 struct event;
 struct sasl;
+struct userdb_check;
 struct server;
 struct store_mailbox;
 
@@ -39,6 +40,8 @@ struct pop3_session {
 	char *address;             /* canonical address once logged in */
 	struct sasl *sasl;         /* an AUTH exchange: the next line is the response */
 	char mech[16];             /* its mechanism, for the log */
+	struct userdb_check *pass_check; /* PASS's check on the pool; input waits */
+	char *pass_login;          /* its claimed name, for the failure log */
 	bool logged_out;           /* the final log line is written */
 	unsigned bad_commands;     /* in a row */
 	unsigned auth_failures;

@@ -91,10 +91,32 @@ smtp_auth_succeeded(struct smtp_session *s)
 	smtp_reply(s, "235 2.7.0 Authentication successful");
 }
 
+static void smtp_auth_result(struct smtp_session *s, enum sasl_result r, char *challenge);
+
+/* The password check ran on the pool: the session takes input again. */
+static void
+smtp_auth_check_done(struct sasl *sasl, enum sasl_result r, void *ctx)
+{
+	struct smtp_session *s = ctx;
+	(void)sasl;
+	conn_resume(s->conn);
+	smtp_auth_result(s, r, NULL);
+}
+
 /* Acts on one SASL step; the exchange ends unless it continues. */
 static void
 smtp_auth_result(struct smtp_session *s, enum sasl_result r, char *challenge)
 {
+	if (r == SASL_PENDING) {
+		/*
+		 * crypt() runs on the pool; no further command is read until
+		 * its answer is out (RFC 2920 §3.1 keeps replies in order).
+		 * Closing the session meanwhile abandons the check (sasl_free).
+		 */
+		free(challenge);
+		conn_pause(s->conn);
+		return;
+	}
 	if (r == SASL_CONTINUE) {
 		/* Checked at every step, so that a blocked user learns nothing
 		 * from a SCRAM server-final message either. */
@@ -184,6 +206,7 @@ smtp_cmd_auth(struct smtp_session *s, char *args)
 		smtp_reply_bad(s, "504 5.5.4 Unrecognized authentication type");
 		return;
 	}
+	sasl_set_pool(s->sasl, s->srv->pool, smtp_auth_check_done, s);
 	/* Known to be a mechanism name now: safe to keep for the log. */
 	for (size_t i = 0; mech[i] != '\0'; i++)
 		s->auth_mech[i] = (char)toupper((unsigned char)mech[i]);
