@@ -52,8 +52,14 @@ struct conn {
 	bool skipping_line;    /* inside an overlong line, dropping until LF */
 	struct evbuffer *out;
 
-	struct sockaddr_storage peer;
-	char peer_str[64];
+	/* TCP only: an IPv4 or IPv6 address (not a sockaddr_storage, 100
+	   bytes more on every connection). */
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in sin;
+		struct sockaddr_in6 sin6;
+	} peer;
+	char peer_str[INET6_ADDRSTRLEN];
 	unsigned local_port;
 	unsigned timeout_ms;
 
@@ -295,7 +301,7 @@ conn_peer(const struct conn *c)
 const struct sockaddr *
 conn_peer_addr(const struct conn *c)
 {
-	return (const struct sockaddr *)&c->peer;
+	return &c->peer.sa;
 }
 
 unsigned

@@ -131,6 +131,45 @@ def test_idle_sees_delivery_store_and_expunge(imap):
     a.close()
 
 
+def test_idle_map_with_gaps_survives_wakeups(imap):
+    """While idling the session keeps its sequence-number map packed as
+    runs of UIDs: gaps, several wake-ups and a second IDLE must still give
+    exact sequence numbers."""
+    tern, port = imap
+    deliver(tern, 6)
+    other = login(port)
+    other.select("INBOX")
+    # UIDs 1 2 4 6: runs 1-2, 4, 6.
+    other.store("3,5", "+FLAGS", "(\\Deleted)")
+    other.expunge()
+    a = Idler(port)
+    assert b"* 4 EXISTS\r\n" in a.select
+    a.idle()
+    # UID 4 is message 3.
+    other.store("3", "+FLAGS", "(\\Deleted)")
+    other.expunge()
+    assert a.expect(rb"\* \d+ EXPUNGE")[-1] == b"* 3 EXPUNGE\r\n"
+    deliver(tern, 1, "while idling")
+    assert a.expect(rb"\* \d+ EXISTS")[-1] == b"* 4 EXISTS\r\n"
+    # UID 1 is message 1; UID 6 is then message 2.
+    other.store("1", "+FLAGS", "(\\Deleted)")
+    other.expunge()
+    assert a.expect(rb"\* \d+ EXPUNGE")[-1] == b"* 1 EXPUNGE\r\n"
+    a.done()
+    fetched = a.cmd("f FETCH 1:* UID")
+    assert [re.search(rb"UID (\d+)", f).group(1) for f in fetched] == [b"2", b"6", b"7"]
+    a.idle()
+    other.store("2", "+FLAGS", "(\\Deleted)")
+    other.expunge()
+    assert a.expect(rb"\* \d+ EXPUNGE")[-1] == b"* 2 EXPUNGE\r\n"
+    a.done()
+    fetched = a.cmd("g UID FETCH 1:* FLAGS")
+    assert [re.match(rb"\* (\d+) FETCH \(UID (\d+)", f).groups() for f in fetched] == \
+        [(b"1", b"2"), (b"2", b"7")]
+    other.logout()
+    a.close()
+
+
 def test_idle_sees_a_file_dropped_by_a_local_tool(imap):
     tern, port = imap
     deliver(tern, 1)
