@@ -136,36 +136,37 @@ def test_idle_map_with_gaps_survives_wakeups(imap):
     runs of UIDs: gaps, several wake-ups and a second IDLE must still give
     exact sequence numbers."""
     tern, port = imap
-    deliver(tern, 6)
+    deliver(tern, 10)
     other = login(port)
     other.select("INBOX")
-    # UIDs 1 2 4 6: runs 1-2, 4, 6.
-    other.store("3,5", "+FLAGS", "(\\Deleted)")
-    other.expunge()
+
+    def expunge_uid(uid):
+        assert other.uid("STORE", str(uid), "+FLAGS", "(\\Deleted)")[0] == "OK"
+        assert other.expunge()[0] == "OK"
+
+    expunge_uid("3,7")
+    # UIDs 1 2 4 5 6 8 9 10: three runs, smaller than the map.
     a = Idler(port)
-    assert b"* 4 EXISTS\r\n" in a.select
+    assert b"* 8 EXISTS\r\n" in a.select
     a.idle()
-    # UID 4 is message 3.
-    other.store("3", "+FLAGS", "(\\Deleted)")
-    other.expunge()
+    expunge_uid(4)  # message 3
     assert a.expect(rb"\* \d+ EXPUNGE")[-1] == b"* 3 EXPUNGE\r\n"
-    deliver(tern, 1, "while idling")
-    assert a.expect(rb"\* \d+ EXISTS")[-1] == b"* 4 EXISTS\r\n"
-    # UID 1 is message 1; UID 6 is then message 2.
-    other.store("1", "+FLAGS", "(\\Deleted)")
-    other.expunge()
+    deliver(tern, 1, "while idling")  # UID 11
+    assert a.expect(rb"\* \d+ EXISTS")[-1] == b"* 8 EXISTS\r\n"
+    expunge_uid(1)  # message 1
     assert a.expect(rb"\* \d+ EXPUNGE")[-1] == b"* 1 EXPUNGE\r\n"
     a.done()
     fetched = a.cmd("f FETCH 1:* UID")
-    assert [re.search(rb"UID (\d+)", f).group(1) for f in fetched] == [b"2", b"6", b"7"]
+    assert [re.search(rb"UID (\d+)", f).group(1) for f in fetched] == \
+        [b"2", b"5", b"6", b"8", b"9", b"10", b"11"]
     a.idle()
-    other.store("2", "+FLAGS", "(\\Deleted)")
-    other.expunge()
-    assert a.expect(rb"\* \d+ EXPUNGE")[-1] == b"* 2 EXPUNGE\r\n"
+    expunge_uid(8)  # message 4
+    assert a.expect(rb"\* \d+ EXPUNGE")[-1] == b"* 4 EXPUNGE\r\n"
     a.done()
     fetched = a.cmd("g UID FETCH 1:* FLAGS")
     assert [re.match(rb"\* (\d+) FETCH \(UID (\d+)", f).groups() for f in fetched] == \
-        [(b"1", b"2"), (b"2", b"7")]
+        [(b"1", b"2"), (b"2", b"5"), (b"3", b"6"), (b"4", b"9"), (b"5", b"10"),
+         (b"6", b"11")]
     other.logout()
     a.close()
 
