@@ -86,6 +86,10 @@ struct imap_session {
 	struct imap_fetch_run *fetch; /* a FETCH waiting for its output to drain */
 	bool idling;       /* between IDLE's "+" and DONE */
 	struct dirwatch *idle_watch;
+	/* While idling, sel.uids may be kept here as runs instead
+	   (imap_idle.c); sel.uids is then NULL. */
+	struct imap_uid_range *idle_runs;
+	uint32_t idle_nruns;
 };
 
 typedef int imap_cmd_fn(struct imap_session *s, const struct imap_arg *args, size_t argc);

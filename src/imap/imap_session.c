@@ -130,7 +130,6 @@ imap_session_start(struct server *srv, int fd, const struct sockaddr *peer,
 	s->proto = proto;
 	s->state = IMAP_STATE_NOTAUTH;
 	make_id(s->id);
-	s->parser = imap_parser_new(NULL);
 	s->conn = conn_new(srv->base, fd, peer, peerlen, &imap_handler, s);
 	const struct config *cfg = srv->cfg;
 	bool tls = proto_implicit_tls(proto);
@@ -385,6 +384,9 @@ imap_line(struct imap_session *s, const char *line, size_t len)
 		imap_auth_response(s, line);
 		return;
 	}
+	/* Freed while the session idles (imap_on_input): made again here. */
+	if (s->parser == NULL)
+		s->parser = imap_parser_new(NULL);
 	switch (imap_parser_feed_line(s->parser, line, len)) {
 	case IMAP_PARSE_DONE:
 		s->discarding = false;
@@ -408,7 +410,7 @@ imap_on_input(struct conn *c, void *ctx)
 {
 	struct imap_session *s = ctx;
 	while (!conn_busy(c) && !conn_closing(c) && !s->delayed) {
-		if (imap_parser_literal_left(s->parser) > 0) {
+		if (s->parser != NULL && imap_parser_literal_left(s->parser) > 0) {
 			if (!imap_feed_literal(s))
 				break;
 			continue;
@@ -423,7 +425,8 @@ imap_on_input(struct conn *c, void *ctx)
 			   else the line's tag is lost with the line. */
 			if (s->sasl == NULL)
 				s->tag[0] = '\0';
-			imap_parser_reset(s->parser);
+			if (s->parser != NULL)
+				imap_parser_reset(s->parser);
 			imap_auth_reset(s);
 			s->discarding = false;
 			imap_reply_bad(s, "Line too long");
@@ -431,6 +434,14 @@ imap_on_input(struct conn *c, void *ctx)
 		}
 		imap_line(s, line, len);
 	}
+	/*
+	 * An idling session (IDLE, RFC 2177) reads only "DONE" until it ends,
+	 * never a command: the parser (about half a KiB with its stack) is
+	 * freed and made again for the next command, so the thousands of
+	 * sessions that sit in IDLE for hours do not each hold one.
+	 */
+	if (s->idling)
+		imap_parser_free(&s->parser);
 }
 
 /* ---- commands of any state ---- */

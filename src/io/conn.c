@@ -31,6 +31,13 @@
 struct conn {
 	struct event_base *base;
 	int fd;
+	/*
+	 * Thousands of sessions sit idle for hours (IMAP IDLE), so an idle
+	 * conn holds only what it must: ev_read and ev_timer. ev_write and
+	 * the output evbuffer exist while output is queued, ev_later while a
+	 * run from the loop is due; each is made on first need and freed
+	 * when done (conn_want_write, conn_out, conn_schedule).
+	 */
 	struct event *ev_read;
 	struct event *ev_write;
 	struct event *ev_timer;
@@ -45,8 +52,14 @@ struct conn {
 	bool skipping_line;    /* inside an overlong line, dropping until LF */
 	struct evbuffer *out;
 
-	struct sockaddr_storage peer;
-	char peer_str[64];
+	/* TCP only: an IPv4 or IPv6 address (not a sockaddr_storage, 100
+	   bytes more on every connection). */
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in sin;
+		struct sockaddr_in6 sin6;
+	} peer;
+	char peer_str[INET6_ADDRSTRLEN];
 	unsigned local_port;
 	unsigned timeout_ms;
 
@@ -118,6 +131,48 @@ static void conn_finish(struct conn *c);
 static void conn_fail(struct conn *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* The output queue, made on first use. */
+static struct evbuffer *
+conn_out(struct conn *c)
+{
+	if (c->out == NULL && (c->out = evbuffer_new()) == NULL)
+		abort();
+	return c->out;
+}
+
+static size_t
+conn_out_len(const struct conn *c)
+{
+	return c->out != NULL ? evbuffer_get_length(c->out) : 0;
+}
+
+/* Drops what is queued and the queue itself. */
+static void
+conn_out_drop(struct conn *c)
+{
+	if (c->out != NULL)
+		evbuffer_free(c->out);
+	c->out = NULL;
+}
+
+static void
+conn_want_write(struct conn *c)
+{
+	if (c->ev_write == NULL &&
+	    (c->ev_write = event_new(c->base, c->fd, EV_WRITE | EV_PERSIST, conn_on_write, c)) == NULL)
+		abort();
+	event_add(c->ev_write, NULL);
+}
+
+/* Nothing more to write for now. (libevent allows this in the event's own callback.) */
+static void
+conn_stop_write(struct conn *c)
+{
+	if (c->ev_write != NULL)
+		event_free(c->ev_write);
+	c->ev_write = NULL;
+}
+
 static struct conn *
 conn_alloc(struct event_base *base, int fd, const struct sockaddr *peer, socklen_t peerlen,
 	   const struct conn_handler *handler, void *ctx, bool client)
@@ -149,13 +204,9 @@ conn_alloc(struct event_base *base, int fd, const struct sockaddr *peer, socklen
 		else if (local.ss_family == AF_INET6)
 			c->local_port = ntohs(((struct sockaddr_in6 *)&local)->sin6_port);
 	}
-	c->out = evbuffer_new();
 	c->ev_read = event_new(base, fd, EV_READ | EV_PERSIST, conn_on_read, c);
-	c->ev_write = event_new(base, fd, EV_WRITE | EV_PERSIST, conn_on_write, c);
 	c->ev_timer = evtimer_new(base, conn_on_timer, c);
-	c->ev_later = event_new(base, -1, 0, conn_on_later, c);
-	if (c->out == NULL || c->ev_read == NULL || c->ev_write == NULL ||
-	    c->ev_timer == NULL || c->ev_later == NULL)
+	if (c->ev_read == NULL || c->ev_timer == NULL)
 		abort();
 	/* Outgoing connections do not count against the server's limits. */
 	c->client = client;
@@ -200,7 +251,7 @@ conn_connect(struct event_base *base, const struct sockaddr *addr, socklen_t add
 	}
 	/* Writable means connected (or failed: SO_ERROR tells, conn_on_write). */
 	c->connecting = true;
-	event_add(c->ev_write, NULL);
+	conn_want_write(c);
 	c->idle_after_connect = idle_ms;
 	if (connect_ms > 0)
 		conn_set_timeout_ms(c, connect_ms);
@@ -224,10 +275,10 @@ conn_fail(struct conn *c, const char *fmt, ...)
 			abort();
 		va_end(ap);
 	}
-	evbuffer_drain(c->out, evbuffer_get_length(c->out));
+	conn_out_drop(c);
 	c->closing = true;
 	event_del(c->ev_read);
-	event_del(c->ev_write);
+	conn_stop_write(c);
 	evtimer_del(c->ev_timer);
 	conn_schedule(c);
 }
@@ -250,7 +301,7 @@ conn_peer(const struct conn *c)
 const struct sockaddr *
 conn_peer_addr(const struct conn *c)
 {
-	return (const struct sockaddr *)&c->peer;
+	return &c->peer.sa;
 }
 
 unsigned
@@ -377,12 +428,14 @@ bool
 conn_busy(const struct conn *c)
 {
 	return c->paused || c->closing || c->connecting || c->tls_wanted != NULL || c->handshaking ||
-	       evbuffer_get_length(c->out) >= CONN_OUTPUT_HIGH;
+	       conn_out_len(c) >= CONN_OUTPUT_HIGH;
 }
 
 static void
 conn_schedule(struct conn *c)
 {
+	if (c->ev_later == NULL && (c->ev_later = event_new(c->base, -1, 0, conn_on_later, c)) == NULL)
+		abort();
 	event_active(c->ev_later, 0, 0);
 }
 
@@ -425,8 +478,8 @@ conn_write(struct conn *c, const void *p, size_t n)
 {
 	if (c->closed)
 		return;
-	evbuffer_add(c->out, p, n);
-	event_add(c->ev_write, NULL);
+	evbuffer_add(conn_out(c), p, n);
+	conn_want_write(c);
 }
 
 void
@@ -438,18 +491,19 @@ conn_writes(struct conn *c, const char *s)
 void
 conn_printf(struct conn *c, const char *fmt, ...)
 {
+	if (c->closed)
+		return;
 	va_list ap;
 	va_start(ap, fmt);
-	if (!c->closed)
-		evbuffer_add_vprintf(c->out, fmt, ap);
+	evbuffer_add_vprintf(conn_out(c), fmt, ap);
 	va_end(ap);
-	event_add(c->ev_write, NULL);
+	conn_want_write(c);
 }
 
 size_t
 conn_output_pending(const struct conn *c)
 {
-	return evbuffer_get_length(c->out);
+	return conn_out_len(c);
 }
 
 void
@@ -471,12 +525,13 @@ static void
 conn_free(struct conn *c)
 {
 	event_free(c->ev_read);
-	event_free(c->ev_write);
+	conn_stop_write(c);
 	event_free(c->ev_timer);
-	event_free(c->ev_later);
+	if (c->ev_later != NULL)
+		event_free(c->ev_later);
 	if (c->ev_delay != NULL)
 		event_free(c->ev_delay);
-	evbuffer_free(c->out);
+	conn_out_drop(c);
 	buf_free(&c->in);
 	if (c->ssl != NULL)
 		SSL_free(c->ssl);
@@ -511,7 +566,7 @@ conn_finish(struct conn *c)
 		return;
 	c->closed = true;
 	event_del(c->ev_read);
-	event_del(c->ev_write);
+	conn_stop_write(c);
 	evtimer_del(c->ev_timer);
 	if (c->ssl != NULL && !c->handshaking && !c->connecting)
 		SSL_shutdown(c->ssl); /* close_notify, best effort */
@@ -550,7 +605,7 @@ conn_tls_result(struct conn *c, int r)
 {
 	switch (SSL_get_error(c->ssl, r)) {
 	case SSL_ERROR_WANT_WRITE:
-		event_add(c->ev_write, NULL);
+		conn_want_write(c);
 		/* fall through */
 	case SSL_ERROR_WANT_READ:
 		errno = EAGAIN;
@@ -582,10 +637,10 @@ conn_tls_handshake(struct conn *c)
 		log_debug("%s: TLS %s %s", c->peer_str, SSL_get_version(c->ssl),
 			  SSL_get_cipher_name(c->ssl));
 		/* Implicit TLS: the greeting was queued during the handshake. */
-		if (evbuffer_get_length(c->out) == 0)
-			event_del(c->ev_write);
+		if (conn_out_len(c) == 0)
+			conn_stop_write(c);
 		else
-			event_add(c->ev_write, NULL);
+			conn_want_write(c);
 		event_add(c->ev_read, NULL);
 		conn_schedule(c);
 		return;
@@ -594,9 +649,9 @@ conn_tls_handshake(struct conn *c)
 	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
 		event_add(c->ev_read, NULL);
 		if (e == SSL_ERROR_WANT_WRITE)
-			event_add(c->ev_write, NULL);
+			conn_want_write(c);
 		else
-			event_del(c->ev_write);
+			conn_stop_write(c);
 		return;
 	}
 	char detail[256];
@@ -665,7 +720,7 @@ conn_start_tls(struct conn *c, SSL_CTX *ctx)
 	conn_discard_input(c);
 	c->tls_wanted = ctx;
 	event_del(c->ev_read);
-	if (evbuffer_get_length(c->out) == 0)
+	if (conn_out_len(c) == 0)
 		conn_tls_begin(c);
 }
 
@@ -718,6 +773,8 @@ conn_on_read(evutil_socket_t fd, short what, void *arg)
 static ssize_t
 conn_sys_write(struct conn *c)
 {
+	if (c->out == NULL)
+		return 0;
 	if (c->ssl == NULL)
 		return evbuffer_write(c->out, c->fd);
 	ssize_t total = 0;
@@ -758,8 +815,8 @@ conn_connected(struct conn *c)
 					      ? ((struct sockaddr_in *)&local)->sin_port
 					      : ((struct sockaddr_in6 *)&local)->sin6_port);
 	event_add(c->ev_read, NULL);
-	if (evbuffer_get_length(c->out) == 0)
-		event_del(c->ev_write);
+	if (conn_out_len(c) == 0)
+		conn_stop_write(c);
 	/* The idle timer now waits for the first input (the greeting). */
 	conn_set_timeout_ms(c, c->idle_after_connect);
 }
@@ -782,14 +839,17 @@ conn_on_write(evutil_socket_t fd, short what, void *arg)
 	ssize_t n = conn_sys_write(c);
 	if (n < 0 && errno != EAGAIN && errno != EINTR) {
 		/* The peer is gone: nothing more can be said to it. */
-		evbuffer_drain(c->out, evbuffer_get_length(c->out));
+		conn_out_drop(c);
 		c->closing = true;
 		conn_schedule(c);
 		return;
 	}
-	size_t left = evbuffer_get_length(c->out);
-	if (left == 0)
-		event_del(c->ev_write);
+	size_t left = conn_out_len(c);
+	if (left == 0) {
+		/* Idle again: no write event, no output queue. */
+		conn_stop_write(c);
+		conn_out_drop(c);
+	}
 	if (left == 0 && c->tls_wanted != NULL && !c->closing) {
 		conn_tls_begin(c);
 		return;
@@ -823,8 +883,11 @@ conn_on_later(evutil_socket_t fd, short what, void *arg)
 	struct conn *c = arg;
 	(void)fd;
 	(void)what;
+	/* Done with until the next conn_schedule (safe in its own callback). */
+	event_free(c->ev_later);
+	c->ev_later = NULL;
 	if (c->closing) {
-		if (evbuffer_get_length(c->out) == 0)
+		if (conn_out_len(c) == 0)
 			conn_finish(c);
 		return;
 	}

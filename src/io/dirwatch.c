@@ -33,6 +33,9 @@ struct dirwatch_link {
 };
 
 struct dirwatch {
+	struct event_base *base;
+	/* Made when a wake-up is due (or to poll), freed once it fired: an
+	   idle watcher holds no event. */
 	struct event *timer;
 	dirwatch_fn *fn;
 	void *arg;
@@ -56,13 +59,24 @@ static struct {
 	unsigned watchers;
 } dw = { .fd = -1 };
 
+static void dirwatch_on_timer(evutil_socket_t fd, short what, void *arg);
+
+/* Arms the watcher's timer in ms milliseconds, unless it is armed already. */
+static void
+dirwatch_arm(struct dirwatch *w, unsigned ms)
+{
+	if (w->timer == NULL && (w->timer = evtimer_new(w->base, dirwatch_on_timer, w)) == NULL)
+		abort();
+	if (evtimer_pending(w->timer, NULL))
+		return;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	evtimer_add(w->timer, &tv);
+}
+
 static void
 dirwatch_wake(struct dirwatch *w)
 {
-	if (evtimer_pending(w->timer, NULL))
-		return;
-	struct timeval tv = { 0, DIRWATCH_DELAY_MS * 1000 };
-	evtimer_add(w->timer, &tv);
+	dirwatch_arm(w, DIRWATCH_DELAY_MS);
 }
 
 static void
@@ -171,8 +185,11 @@ dirwatch_on_timer(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct dirwatch *w = arg;
 	if (w->polling) {
-		struct timeval tv = { DIRWATCH_POLL_S, 0 };
-		evtimer_add(w->timer, &tv);
+		dirwatch_arm(w, DIRWATCH_POLL_S * 1000);
+	} else {
+		/* Freeing a non-persistent event in its own callback is safe. */
+		event_free(w->timer);
+		w->timer = NULL;
 	}
 	w->fn(w->arg); /* last: it may remove the watcher */
 }
@@ -184,7 +201,7 @@ dirwatch_add(struct event_base *base, const char *dir, const char *const *subs,
 	struct dirwatch *w = xcalloc(1, sizeof(*w));
 	w->fn = fn;
 	w->arg = arg;
-	w->timer = evtimer_new(base, dirwatch_on_timer, w);
+	w->base = base;
 	dw.watchers++;
 	bool ok = dirwatch_init(base) == 0 && dw.base == base;
 	for (size_t i = 0; ok && subs[i] != NULL && i < DIRWATCH_SUBS_MAX; i++) {
@@ -205,8 +222,7 @@ dirwatch_add(struct event_base *base, const char *dir, const char *const *subs,
 	}
 	if (!ok) {
 		w->polling = true;
-		struct timeval tv = { DIRWATCH_POLL_S, 0 };
-		evtimer_add(w->timer, &tv);
+		dirwatch_arm(w, DIRWATCH_POLL_S * 1000);
 	}
 	return w;
 }
@@ -227,7 +243,8 @@ dirwatch_remove(struct dirwatch **wp)
 			l->next->prev = l->prev;
 		dirwatch_dir_put(l->dir);
 	}
-	event_free(w->timer);
+	if (w->timer != NULL)
+		event_free(w->timer);
 	free(w);
 	*wp = NULL;
 	dw.watchers--;

@@ -131,6 +131,46 @@ def test_idle_sees_delivery_store_and_expunge(imap):
     a.close()
 
 
+def test_idle_map_with_gaps_survives_wakeups(imap):
+    """While idling the session keeps its sequence-number map packed as
+    runs of UIDs: gaps, several wake-ups and a second IDLE must still give
+    exact sequence numbers."""
+    tern, port = imap
+    deliver(tern, 10)
+    other = login(port)
+    other.select("INBOX")
+
+    def expunge_uid(uid):
+        assert other.uid("STORE", str(uid), "+FLAGS", "(\\Deleted)")[0] == "OK"
+        assert other.expunge()[0] == "OK"
+
+    expunge_uid("3,7")
+    # UIDs 1 2 4 5 6 8 9 10: three runs, smaller than the map.
+    a = Idler(port)
+    assert b"* 8 EXISTS\r\n" in a.select
+    a.idle()
+    expunge_uid(4)  # message 3
+    assert a.expect(rb"\* \d+ EXPUNGE")[-1] == b"* 3 EXPUNGE\r\n"
+    deliver(tern, 1, "while idling")  # UID 11
+    assert a.expect(rb"\* \d+ EXISTS")[-1] == b"* 8 EXISTS\r\n"
+    expunge_uid(1)  # message 1
+    assert a.expect(rb"\* \d+ EXPUNGE")[-1] == b"* 1 EXPUNGE\r\n"
+    a.done()
+    fetched = a.cmd("f FETCH 1:* UID")
+    assert [re.search(rb"UID (\d+)", f).group(1) for f in fetched] == \
+        [b"2", b"5", b"6", b"8", b"9", b"10", b"11"]
+    a.idle()
+    expunge_uid(8)  # message 4
+    assert a.expect(rb"\* \d+ EXPUNGE")[-1] == b"* 4 EXPUNGE\r\n"
+    a.done()
+    fetched = a.cmd("g UID FETCH 1:* FLAGS")
+    assert [re.match(rb"\* (\d+) FETCH \(UID (\d+)", f).groups() for f in fetched] == \
+        [(b"1", b"2"), (b"2", b"5"), (b"3", b"6"), (b"4", b"9"), (b"5", b"10"),
+         (b"6", b"11")]
+    other.logout()
+    a.close()
+
+
 def test_idle_sees_a_file_dropped_by_a_local_tool(imap):
     tern, port = imap
     deliver(tern, 1)
