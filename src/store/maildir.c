@@ -20,7 +20,9 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "core/log.h"
 #include "core/util.h"
+#include "store/index_private.h"
 
 #define MAILDIR_CHUNK (64 * 1024)
 #define MAILDIR_LOCK_NAME ".tern-pop3.lock"
@@ -322,6 +324,26 @@ maildir_write_tmp(const char *tmppath, struct maildir_writer *w,
 	return r;
 }
 
+/*
+ * ENVELOPE and BODYSTRUCTURE for the IMAP index, computed here on the
+ * delivery thread, once the message is durable in new/: only then, so
+ * that a sync that sees the index row also finds the file (see
+ * index_delivered_take). The message is delivered whatever happens here;
+ * a failure only leaves the work to the first FETCH.
+ */
+static void
+maildir_describe(const char *dir, const char *address, const char *newpath,
+		 unsigned long long wsize)
+{
+	char *error = NULL;
+	const char *name = strrchr(newpath, '/') + 1;
+	if (index_deliver_describe(dir, "INBOX", newpath, name, wsize, &error) < 0) {
+		log_warn("deliver: user=<%s> %s: not described for IMAP: %s",
+			 address, name, error);
+		free(error);
+	}
+}
+
 int
 store_deliver(struct store *st, const char *address, const char *prefix,
 	      size_t prefix_len, int body_fd, off_t body_len, char **error_r)
@@ -367,6 +389,8 @@ store_deliver_at(struct store *st, const char *address, const char *prefix,
 		*error_r = xasprintf("fsync %s: %s", newdir, strerror(errno));
 		r = -1;
 	}
+	if (r == 0)
+		maildir_describe(dir, address, newpath, (unsigned long long)w->wsize);
 	free(newpath);
 	free(newdir);
 	free(w);
