@@ -136,6 +136,40 @@ index_deliver_describe(const char *user_dir, const char *mailbox,
 	return ret;
 }
 
+int
+index_deliver_forget(const char *user_dir, const char *mailbox,
+		     const char *const *names, size_t count, char **error_r)
+{
+	if (count == 0)
+		return 0;
+	sqlite3 *db;
+	if (index_db_open(user_dir, &db, error_r) < 0)
+		return -1;
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(db, "DELETE FROM delivered"
+			" WHERE mailbox = ? AND name = ?", -1, &st, NULL);
+	for (size_t i = 0; rc == SQLITE_OK && i < count; i++) {
+		sqlite3_bind_text(st, 1, mailbox, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, names[i], -1, SQLITE_STATIC);
+		rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	int ret = 0;
+	if (rc != SQLITE_OK) {
+		*error_r = xasprintf("index %s: delete: %s", user_dir,
+				     sqlite3_errmsg(db));
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		ret = -1;
+	}
+	sqlite3_close(db);
+	return ret;
+}
+
 /* ---- taken by index_sync ---- */
 
 static int

@@ -83,6 +83,14 @@ int index_deliver_describe(const char *user_dir, const char *mailbox,
 			   unsigned long long max_crlf, char **error_r);
 
 /*
+ * Drops the rows of messages removed before any sync saw them (POP3's
+ * expunge: a user who never uses IMAP would otherwise keep them for
+ * good). names are unique names as index_deliver_describe keys them.
+ */
+int index_deliver_forget(const char *user_dir, const char *mailbox,
+			 const char *const *names, size_t count, char **error_r);
+
+/*
  * Inside index_sync's transaction, after a full scan: the delivered rows
  * of the mailbox are loaded, each scanned file whose unique name has one
  * is matched with its UID, and take moves the texts of matched rows into

@@ -692,14 +692,33 @@ maildir_unlink(struct store_mailbox *mb, struct maildir_entry *e,
 	return 0;
 }
 
+/*
+ * The IMAP index's rows for messages described at delivery and removed
+ * before an IMAP session saw them (a sync would drop them too, but a
+ * POP3-only user may never have one). A failure costs only table space.
+ */
+static void
+maildir_forget(const char *dir, const char *const *names, size_t count)
+{
+	char *error = NULL;
+	if (index_deliver_forget(dir, "INBOX", names, count, &error) < 0) {
+		log_warn("pop3: %s: index rows of removed messages kept: %s",
+			 dir, error);
+		free(error);
+	}
+}
+
 int
 store_mailbox_expunge(struct store_mailbox *mb, const bool *deleted, char **error_r)
 {
 	bool touched_new = false, touched_cur = false;
 	int r = 0;
+	const char **gone = xcalloc(mb->count + 1, sizeof(*gone));
+	size_t ngone = 0;
 	for (size_t i = 0; i < mb->count; i++) {
 		if (!deleted[i])
 			continue;
+		gone[ngone++] = mb->entries[i].msg.uid;
 		if (maildir_unlink(mb, &mb->entries[i], &touched_new, &touched_cur) < 0 &&
 		    r == 0) {
 			*error_r = xasprintf("unlink %s: %s", mb->entries[i].msg.path,
@@ -719,6 +738,8 @@ store_mailbox_expunge(struct store_mailbox *mb, const bool *deleted, char **erro
 		}
 		free(path);
 	}
+	maildir_forget(mb->dir, gone, ngone);
+	free(gone);
 	return r;
 }
 

@@ -121,6 +121,11 @@ def test_pop3_deleted_leaves_no_row(imap):
     p.pass_(PW)
     p.dele(1)
     p.quit()
+    # QUIT removed the file and, with it, its row.
+    files = list((tern.maildir(DEMO) / "new").iterdir())
+    assert len(files) == 1
+    assert query(tern, "SELECT name FROM delivered") == [
+        (files[0].name.split(",")[0],)]
 
     m = login(port)
     typ, data = m.select("INBOX")
