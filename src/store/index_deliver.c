@@ -81,6 +81,26 @@ fail:
 	return NULL;
 }
 
+/*
+ * A WAL left by a closed connection is read again whole by the next one
+ * that opens the database alone (the next delivery), and is not restarted
+ * from its start by such connections: a checkpoint that truncates it,
+ * every INDEX_DELIVER_WAL_FRAMES pages (a few fsyncs per hundred
+ * deliveries), keeps both short. Failing (an IMAP session reading just
+ * then) is no matter: a later commit tries again.
+ */
+#define INDEX_DELIVER_WAL_FRAMES 100
+
+static int
+index_deliver_wal_hook(void *ctx, sqlite3 *db, const char *name, int frames)
+{
+	(void)ctx;
+	if (frames >= INDEX_DELIVER_WAL_FRAMES)
+		sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_TRUNCATE,
+					  NULL, NULL);
+	return SQLITE_OK;
+}
+
 static int
 index_deliver_insert(const char *user_dir, const char *mailbox,
 		     const char *key, const char *envelope,
@@ -89,6 +109,14 @@ index_deliver_insert(const char *user_dir, const char *mailbox,
 	sqlite3 *db;
 	if (index_db_open(user_dir, &db, error_r) < 0)
 		return -1;
+	/*
+	 * Closing the last connection to a WAL database checkpoints it, with
+	 * fsyncs, and most deliveries find no IMAP session holding the index
+	 * open. So this connection leaves the WAL as it is, and the hook
+	 * empties it only once it is INDEX_DELIVER_WAL_FRAMES long.
+	 */
+	sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+	sqlite3_wal_hook(db, index_deliver_wal_hook, NULL);
 	sqlite3_stmt *st = NULL;
 	int rc = sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO delivered"
 		"(mailbox, name, envelope, bodystructure) VALUES (?, ?, ?, ?)",
