@@ -3,9 +3,10 @@
 
 /*
  * A few threads for work that blocks on the disk (a delivery's writes and
- * fsyncs), so that the event loop goes on serving every other session
- * meanwhile, and several deliveries wait on the disk at once: the disk
- * completes parallel fsyncs far faster than the same ones in a row.
+ * fsyncs) or holds a CPU (a password hash), so that the event loop goes on
+ * serving every other session meanwhile, and several deliveries wait on
+ * the disk at once: the disk completes parallel fsyncs far faster than
+ * the same ones in a row.
  *
  * work(arg) runs on a worker thread and must touch nothing the loop
  * uses; done(arg) runs afterwards on the loop's thread, in order of

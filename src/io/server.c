@@ -259,6 +259,7 @@ server_cleanup(struct server_runtime *rt)
 	aliases_free(&rt->srv.aliases);
 	store_free(&rt->srv.store);
 	index_close_unused();
+	index_deliver_release();
 	authguard_free(&rt->srv.guard);
 	for (size_t i = 0; i < rt->ntls; i++)
 		tls_server_free(&rt->tls[i]);

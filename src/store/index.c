@@ -17,13 +17,15 @@
 
 #include "core/util.h"
 
-#define INDEX_FILE "tern-index.sqlite"
 #define INDEX_SYSTEM_FLAGS "DFRST"
 
+/* Made in one transaction with user_version, so a database whose
+   user_version is INDEX_SCHEMA_VERSION has every table. */
 static const char index_schema[] =
-	"PRAGMA journal_mode=WAL;"
-	"PRAGMA synchronous=NORMAL;"
-	"CREATE TABLE IF NOT EXISTS mailboxes("
+	"DROP TABLE IF EXISTS messages;"
+	"DROP TABLE IF EXISTS mailboxes;"
+	"DROP TABLE IF EXISTS delivered;"
+	"CREATE TABLE mailboxes("
 	" name TEXT PRIMARY KEY,"
 	" uidvalidity INTEGER NOT NULL,"
 	" uidnext INTEGER NOT NULL,"
@@ -31,7 +33,7 @@ static const char index_schema[] =
 	" recentuid INTEGER NOT NULL DEFAULT 1,"
 	" new_mtime INTEGER NOT NULL DEFAULT 0,"
 	" cur_mtime INTEGER NOT NULL DEFAULT 0);"
-	"CREATE TABLE IF NOT EXISTS messages("
+	"CREATE TABLE messages("
 	" mailbox TEXT NOT NULL,"
 	" uid INTEGER NOT NULL,"
 	" basename TEXT NOT NULL,"
@@ -42,32 +44,99 @@ static const char index_schema[] =
 	" modseq INTEGER NOT NULL,"
 	" envelope TEXT NULL,"
 	" bodystructure TEXT NULL,"
-	" PRIMARY KEY(mailbox, uid)) WITHOUT ROWID;";
+	" PRIMARY KEY(mailbox, uid)) WITHOUT ROWID;"
+	/* Described at delivery, not yet seen by index_sync (index_deliver.c);
+	   name is the Maildir unique name, up to its first ',' or ':'. */
+	"CREATE TABLE delivered("
+	" mailbox TEXT NOT NULL,"
+	" name TEXT NOT NULL,"
+	" envelope TEXT NOT NULL,"
+	" bodystructure TEXT NOT NULL,"
+	" PRIMARY KEY(mailbox, name)) WITHOUT ROWID;";
 
 /*
  * The index is a cache of the Maildir, so a schema change needs no
  * migration: an older database is emptied and rebuilt from the Maildir
  * (UIDs and UIDVALIDITY come back from the file names and tern-uidlist).
  */
-#define INDEX_SCHEMA_VERSION 3
+#define INDEX_SCHEMA_VERSION 4
 
-/* *fresh_r: the schema must be (re)created. */
 static int
-index_schema_check(sqlite3 *db, bool *fresh_r)
+index_schema_version(sqlite3 *db)
 {
 	sqlite3_stmt *st = NULL;
 	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
-		return SQLITE_ERROR;
-	int version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+		return -1;
+	int version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
 	sqlite3_finalize(st);
-	*fresh_r = version != INDEX_SCHEMA_VERSION;
-	if (!*fresh_r)
+	return version;
+}
+
+/*
+ * The common case, a current database, costs one read of the header.
+ * Otherwise the tables are made under the write lock, and the version is
+ * read again there: a delivery thread and the loop may open a new
+ * database at the same moment, and the second must not drop what the
+ * first just made.
+ */
+static int
+index_schema_check(sqlite3 *db)
+{
+	if (index_schema_version(db) == INDEX_SCHEMA_VERSION)
 		return SQLITE_OK;
-	char sql[128];
-	snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS messages;"
-		 "DROP TABLE IF EXISTS mailboxes; PRAGMA user_version = %d;",
-		 INDEX_SCHEMA_VERSION);
-	return sqlite3_exec(db, sql, NULL, NULL, NULL);
+	/* WAL outlives the connection; it cannot be set inside a transaction. */
+	int rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	if (index_schema_version(db) != INDEX_SCHEMA_VERSION) {
+		char sql[64];
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d",
+			 INDEX_SCHEMA_VERSION);
+		rc = sqlite3_exec(db, index_schema, NULL, NULL, NULL);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	}
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+int
+index_db_open(const char *user_dir, sqlite3 **db_r, char **error_r)
+{
+	*db_r = NULL;
+	if (mkdir_p(user_dir, 0700) < 0) {
+		*error_r = xasprintf("mkdir %s: %s", user_dir, strerror(errno));
+		return -1;
+	}
+	char *path = xasprintf("%s/%s", user_dir, INDEX_FILE);
+	sqlite3 *db = NULL;
+	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
+				 SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc == SQLITE_OK) {
+		/* Waits for another connection's write (a delivery thread's
+		   insert, another process's sync) instead of failing. */
+		sqlite3_busy_timeout(db, 5000);
+		/* A cache: a commit need not reach the disk (WAL keeps it
+		   consistent), so commits cost no fsync. */
+		rc = sqlite3_exec(db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+	}
+	if (rc == SQLITE_OK)
+		rc = index_schema_check(db);
+	if (rc != SQLITE_OK) {
+		*error_r = xasprintf("index %s: %s", path,
+				     db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		sqlite3_close(db);
+		free(path);
+		return -1;
+	}
+	free(path);
+	*db_r = db;
+	return 0;
 }
 
 /*
@@ -129,30 +198,6 @@ index_find(const char *user_dir)
 	return NULL;
 }
 
-static sqlite3 *
-index_db_open(const char *path, char **error_r)
-{
-	sqlite3 *db = NULL;
-	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
-				 SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-	bool fresh = false;
-	if (rc == SQLITE_OK) {
-		sqlite3_busy_timeout(db, 5000);
-		rc = index_schema_check(db, &fresh);
-	}
-	/* journal_mode is kept in the file, synchronous is per connection. */
-	if (rc == SQLITE_OK)
-		rc = sqlite3_exec(db, fresh ? index_schema : "PRAGMA synchronous=NORMAL",
-				  NULL, NULL, NULL);
-	if (rc != SQLITE_OK) {
-		*error_r = xasprintf("index %s: %s", path,
-				     db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-		sqlite3_close(db);
-		return NULL;
-	}
-	return db;
-}
-
 struct index *
 index_open(const char *user_dir, char **error_r)
 {
@@ -165,20 +210,18 @@ index_open(const char *user_dir, char **error_r)
 		}
 		return ix;
 	}
-	if (mkdir_p(user_dir, 0700) < 0) {
-		*error_r = xasprintf("mkdir %s: %s", user_dir, strerror(errno));
+	sqlite3 *db;
+	if (index_db_open(user_dir, &db, error_r) < 0)
 		return NULL;
-	}
 	char *path = xasprintf("%s/%s", user_dir, INDEX_FILE);
-	sqlite3 *db = index_db_open(path, error_r);
 	struct stat sb;
-	if (db != NULL && stat(path, &sb) < 0) {
+	int r = stat(path, &sb);
+	if (r < 0) {
 		*error_r = xasprintf("stat %s: %s", path, strerror(errno));
 		sqlite3_close(db);
-		db = NULL;
 	}
 	free(path);
-	if (db == NULL)
+	if (r < 0)
 		return NULL;
 	ix = xcalloc(1, sizeof(*ix));
 	ix->db = db;

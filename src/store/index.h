@@ -70,6 +70,9 @@ void index_close(struct index **ix);
 #define INDEX_KEEP_OPEN 64
 /* Closes the handles kept open that no session uses (at exit). */
 void index_close_unused(void);
+/* Closes the calling thread's connections of local delivery (the loop's
+   at exit; a delivery thread's close by themselves when it ends). */
+void index_deliver_release(void);
 
 /*
  * Gives back the memory the handle holds beyond its connection (prepared

@@ -10,6 +10,8 @@
 
 #include "store/index.h"
 
+#define INDEX_FILE "tern-index.sqlite"
+
 /* Prepared statements kept per handle: parsing costs more than most queries. */
 #define INDEX_STMT_CACHE 40
 
@@ -30,6 +32,14 @@ struct index {
 	size_t nstmts;
 	struct index *next;
 };
+
+/*
+ * Opens USER_DIR/tern-index.sqlite as a connection of its own, making it
+ * or its tables first where needed (schema version mismatch: emptied, to
+ * be rebuilt from the Maildir). index_open shares one per user on the
+ * loop thread; a delivery thread opens its own (index_deliver.c).
+ */
+int index_db_open(const char *user_dir, sqlite3 **db_r, char **error_r);
 
 int index_db_error(struct index *ix, const char *what, char **error_r);
 /*
@@ -78,5 +88,50 @@ int index_uidlist_read(const char *dir, uint32_t *validity_r, uint32_t *next_r,
 		       char **error_r);
 int index_uidlist_write(const char *dir, uint32_t validity, uint32_t next,
 			char **error_r);
+
+/*
+ * ---- ENVELOPE and BODYSTRUCTURE at delivery (index_deliver.c) ----
+ *
+ * index_deliver_describe runs on a delivery thread once a message is
+ * durable in new/ (path, its Maildir name name): it describes the file
+ * (at most max_crlf bytes in CRLF form) and inserts the texts into the
+ * table "delivered" under (mailbox, unique name) through a connection of
+ * its own, never the loop's shared handle. It gives no UID: index_sync
+ * does that when it registers the file, and takes the texts then.
+ */
+int index_deliver_describe(const char *user_dir, const char *mailbox,
+			   const char *path, const char *name,
+			   unsigned long long max_crlf, char **error_r);
+
+/*
+ * Drops the rows of messages removed before any sync saw them (POP3's
+ * expunge: a user who never uses IMAP would otherwise keep them for
+ * good). names are unique names as index_deliver_describe keys them.
+ */
+int index_deliver_forget(const char *user_dir, const char *mailbox,
+			 const char *const *names, size_t count, char **error_r);
+
+/*
+ * Inside index_sync's transaction, after a full scan: the delivered rows
+ * of the mailbox are loaded, each scanned file whose unique name has one
+ * is matched with its UID, and take moves the texts of matched rows into
+ * messages (where nothing is cached yet) and deletes every loaded row: a
+ * row is inserted only after its file is in new/, and a sync holds the
+ * write lock from before its scan, so a row no scanned file matched is
+ * for a file that is gone.
+ */
+struct index_delivered {
+	char **names;             /* sorted */
+	uint32_t *uids;           /* 0: no scanned file matched */
+	size_t count;
+};
+
+int index_delivered_load(struct index *ix, const char *mailbox,
+			 struct index_delivered *d, char **error_r);
+void index_delivered_match(struct index_delivered *d, const char *name,
+			   uint32_t uid);
+int index_delivered_take(struct index *ix, const char *mailbox,
+			 struct index_delivered *d, char **error_r);
+void index_delivered_free(struct index_delivered *d);
 
 #endif

@@ -50,6 +50,7 @@ struct index_sync_ctx {
 	bool moved_from_new;
 	struct index_kwmap kwmap; /* read when a row is written */
 	bool kwmap_loaded;
+	struct index_delivered delivered; /* described at delivery */
 	struct index_sync_result *r;
 };
 
@@ -551,7 +552,8 @@ index_sync_run(struct index_sync_ctx *c, char **error_r)
 {
 	if (index_mailbox_load(c, error_r) < 0 ||
 	    index_scan(c, "cur", error_r) < 0 ||
-	    index_scan(c, "new", error_r) < 0 || index_rows_load(c, error_r) < 0)
+	    index_scan(c, "new", error_r) < 0 || index_rows_load(c, error_r) < 0 ||
+	    index_delivered_load(c->ix, c->mailbox, &c->delivered, error_r) < 0)
 		return -1;
 	if (c->nfiles > 0) /* qsort with NULL is undefined even for 0 items */
 		qsort(c->files, c->nfiles, sizeof(*c->files), index_file_cmp);
@@ -567,9 +569,12 @@ index_sync_run(struct index_sync_ctx *c, char **error_r)
 	if (r == 0 && c->uidnext != c->floor &&
 	    index_uidlist_write(c->dir, c->uidvalidity, c->uidnext, error_r) < 0)
 		r = -1;
-	for (size_t i = 0; r == 0 && i < c->nfiles; i++)
+	for (size_t i = 0; r == 0 && i < c->nfiles; i++) {
 		if (index_file_apply(c, &c->files[i], error_r) < 0)
 			r = -1;
+		index_delivered_match(&c->delivered, c->files[i].name,
+				      c->files[i].uid);
+	}
 	if (r == 0 && c->nfiles > 0 && (fsync_dir(cur) < 0 ||
 			      (c->moved_from_new && fsync_dir(new) < 0))) {
 		*error_r = xasprintf("fsync %s: %s", c->dir, strerror(errno));
@@ -577,7 +582,9 @@ index_sync_run(struct index_sync_ctx *c, char **error_r)
 	}
 	free(cur);
 	free(new);
-	if (r < 0 || index_expunge_unseen(c, error_r) < 0 ||
+	if (r < 0 || index_delivered_take(c->ix, c->mailbox, &c->delivered,
+					  error_r) < 0 ||
+	    index_expunge_unseen(c, error_r) < 0 ||
 	    index_mailbox_store(c, error_r) < 0 ||
 	    index_count(c->ix, c->mailbox, &c->r->exists, error_r) < 0)
 		return -1;
@@ -596,6 +603,7 @@ index_sync_ctx_free(struct index_sync_ctx *c)
 		free(c->rows[i].name);
 	free(c->rows);
 	index_kwmap_clear(&c->kwmap);
+	index_delivered_free(&c->delivered);
 }
 
 /*

@@ -20,7 +20,9 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "core/log.h"
 #include "core/util.h"
+#include "store/index_private.h"
 
 #define MAILDIR_CHUNK (64 * 1024)
 #define MAILDIR_LOCK_NAME ".tern-pop3.lock"
@@ -322,6 +324,26 @@ maildir_write_tmp(const char *tmppath, struct maildir_writer *w,
 	return r;
 }
 
+/*
+ * ENVELOPE and BODYSTRUCTURE for the IMAP index, computed here on the
+ * delivery thread, once the message is durable in new/: only then, so
+ * that a sync that sees the index row also finds the file (see
+ * index_delivered_take). The message is delivered whatever happens here;
+ * a failure only leaves the work to the first FETCH.
+ */
+static void
+maildir_describe(const char *dir, const char *address, const char *newpath,
+		 unsigned long long wsize)
+{
+	char *error = NULL;
+	const char *name = strrchr(newpath, '/') + 1;
+	if (index_deliver_describe(dir, "INBOX", newpath, name, wsize, &error) < 0) {
+		log_warn("deliver: user=<%s> %s: not described for IMAP: %s",
+			 address, name, error);
+		free(error);
+	}
+}
+
 int
 store_deliver(struct store *st, const char *address, const char *prefix,
 	      size_t prefix_len, int body_fd, off_t body_len, char **error_r)
@@ -367,6 +389,8 @@ store_deliver_at(struct store *st, const char *address, const char *prefix,
 		*error_r = xasprintf("fsync %s: %s", newdir, strerror(errno));
 		r = -1;
 	}
+	if (r == 0)
+		maildir_describe(dir, address, newpath, (unsigned long long)w->wsize);
 	free(newpath);
 	free(newdir);
 	free(w);
@@ -668,14 +692,33 @@ maildir_unlink(struct store_mailbox *mb, struct maildir_entry *e,
 	return 0;
 }
 
+/*
+ * The IMAP index's rows for messages described at delivery and removed
+ * before an IMAP session saw them (a sync would drop them too, but a
+ * POP3-only user may never have one). A failure costs only table space.
+ */
+static void
+maildir_forget(const char *dir, const char *const *names, size_t count)
+{
+	char *error = NULL;
+	if (index_deliver_forget(dir, "INBOX", names, count, &error) < 0) {
+		log_warn("pop3: %s: index rows of removed messages kept: %s",
+			 dir, error);
+		free(error);
+	}
+}
+
 int
 store_mailbox_expunge(struct store_mailbox *mb, const bool *deleted, char **error_r)
 {
 	bool touched_new = false, touched_cur = false;
 	int r = 0;
+	const char **gone = xcalloc(mb->count + 1, sizeof(*gone));
+	size_t ngone = 0;
 	for (size_t i = 0; i < mb->count; i++) {
 		if (!deleted[i])
 			continue;
+		gone[ngone++] = mb->entries[i].msg.uid;
 		if (maildir_unlink(mb, &mb->entries[i], &touched_new, &touched_cur) < 0 &&
 		    r == 0) {
 			*error_r = xasprintf("unlink %s: %s", mb->entries[i].msg.path,
@@ -695,6 +738,8 @@ store_mailbox_expunge(struct store_mailbox *mb, const bool *deleted, char **erro
 		}
 		free(path);
 	}
+	maildir_forget(mb->dir, gone, ngone);
+	free(gone);
 	return r;
 }
 
