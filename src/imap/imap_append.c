@@ -25,6 +25,7 @@
 #include "imap/imap_private.h"
 #include "io/conn.h"
 #include "io/server.h"
+#include "mime/mime_imap.h"
 #include "store/folders.h"
 #include "store/index.h"
 #include "store/store.h"
@@ -208,6 +209,26 @@ append_parse(struct imap_session *s, const struct imap_arg *args, size_t argc,
 	return 0;
 }
 
+/*
+ * ENVELOPE and BODYSTRUCTURE of an appended message, computed while its
+ * bytes are at hand, as a delivery does: a FETCH of them never parses the
+ * file. A failure only leaves the work to that FETCH.
+ */
+static void
+append_describe(struct imap_session *s, const char *mailbox, uint32_t uid,
+		const struct append_req *req)
+{
+	char *envelope = NULL, *bodystructure = NULL, *error = NULL;
+	if (mime_imap_describe(req->data, req->len, &envelope, &bodystructure, &error) < 0 ||
+	    index_cache_set(s->index, mailbox, uid, envelope, bodystructure, &error) < 0) {
+		log_warn("imap %s: user=%s appended uid %u not described: %s", s->id,
+			 s->address, uid, error);
+		free(error);
+	}
+	free(envelope);
+	free(bodystructure);
+}
+
 /* Writes the file and gives it its UID; 0, or -1 after answering NO. */
 static int
 append_store(struct imap_session *s, const struct append_req *req, const char *mailbox,
@@ -240,6 +261,7 @@ append_store(struct imap_session *s, const struct append_req *req, const char *m
 		return -1;
 	}
 	free(name);
+	append_describe(s, mailbox, *uid_r, req);
 	return 0;
 }
 

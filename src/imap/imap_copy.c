@@ -210,6 +210,22 @@ copy_copyuid(struct buf *out, const struct copy_job *job)
 	buf_appends(out, "]");
 }
 
+/* The copies share their sources' cached ENVELOPE and BODYSTRUCTURE. */
+static void
+copy_cache(struct imap_session *s, const struct copy_job *job)
+{
+	for (size_t i = 0; i < job->count; i++) {
+		char *envelope = NULL, *bodystructure = NULL, *error = NULL;
+		if (index_cache_get(s->index, s->sel.name, job->src_uids[i], &envelope,
+				    &bodystructure, &error) == 0 && envelope != NULL)
+			index_cache_set(s->index, job->target, job->dst_uids[i], envelope,
+					bodystructure, &error);
+		free(error); /* a cache: the first FETCH computes what is missing */
+		free(envelope);
+		free(bodystructure);
+	}
+}
+
 /* Makes the copies; 0, or -1 after answering NO. */
 static int
 copy_run(struct imap_session *s, struct copy_job *job)
@@ -226,6 +242,7 @@ copy_run(struct imap_session *s, struct copy_job *job)
 			    s->tag, job->what);
 		return -1;
 	}
+	copy_cache(s, job);
 	log_info("imap %s: %s user=%s to=%s count=%zu", s->id, job->move ? "move" : "copy",
 		 s->address, job->target, job->count);
 	return 0;

@@ -137,3 +137,30 @@ def test_pop3_deleted_leaves_no_row(imap):
     typ, data = m.fetch("1", "(ENVELOPE)")
     assert data == [b"1 (ENVELOPE " + kept + b")"]
     m.logout()
+
+
+def test_append_and_copy_described(imap):
+    """APPEND describes the message it stores, COPY gives the copy its
+    source's texts: both rows are filled before any FETCH."""
+    tern, port = imap
+    m = login(port)
+    typ, data = m.append("INBOX", None, None, MULTI)
+    assert typ == "OK"
+    uid = int(data[0].split(b"APPENDUID ")[1].split()[1].rstrip(b"]"))
+    rows = query(tern, "SELECT uid, envelope, bodystructure FROM messages"
+                       " WHERE mailbox = 'INBOX'")
+    assert rows == [(uid, ENVELOPE.decode(), BODYSTRUCTURE.decode())]
+    m.select("INBOX")
+    typ, _ = m.uid("COPY", str(uid), "Archive")
+    assert typ == "OK"
+    rows = query(tern, "SELECT uid, envelope, bodystructure FROM messages"
+                       " WHERE mailbox = 'Archive'")
+    assert len(rows) == 1
+    copied = rows[0][0]
+    assert rows[0][1:] == (ENVELOPE.decode(), BODYSTRUCTURE.decode())
+    m.select("Archive")
+    typ, data = m.uid("FETCH", str(copied), "(ENVELOPE BODYSTRUCTURE)")
+    assert typ == "OK"
+    assert data[0] == (b"1 (UID %d ENVELOPE " % copied + ENVELOPE
+                       + b" BODYSTRUCTURE " + BODYSTRUCTURE + b")")
+    m.logout()
