@@ -82,6 +82,8 @@ imap_idle_wake(void *arg)
 	if (s->idling) {
 		imap_idle_report(s);
 		imap_idle_pack(s);
+		if (s->index != NULL)
+			index_rest(s->index);
 	}
 }
 
@@ -97,9 +99,10 @@ imap_cmd_idle(struct imap_session *s, const struct imap_arg *args, size_t argc)
 		static const char *const subs[] = { "new", "cur", NULL };
 		s->idle_watch = dirwatch_add(s->srv->base, s->sel.dir, subs, imap_idle_wake, s);
 	}
-	/* A session in IDLE may wait for hours: its index keeps no cache meanwhile. */
+	/* A session in IDLE may wait for hours: its index keeps no cache
+	   meanwhile, nor its connection once the user's sessions all idle. */
 	if (s->index != NULL)
-		index_trim(s->index);
+		index_idle_begin(s->index);
 	s->idling = true;
 	conn_writes(s->conn, "+ idling\r\n");
 	imap_idle_pack(s);
@@ -111,6 +114,8 @@ imap_idle_stop(struct imap_session *s)
 {
 	dirwatch_remove(&s->idle_watch);
 	imap_idle_unpack(s);
+	if (s->idling && s->index != NULL)
+		index_idle_end(s->index);
 	s->idling = false;
 }
 

@@ -171,16 +171,26 @@ index_free(struct index *ix)
 	free(ix);
 }
 
+void
+index_file_id(const char *user_dir, dev_t *dev_r, ino_t *ino_r)
+{
+	char *path = xasprintf("%s/%s", user_dir, INDEX_FILE);
+	struct stat sb;
+	bool ok = stat(path, &sb) == 0;
+	free(path);
+	*dev_r = ok ? sb.st_dev : 0;
+	*ino_r = ok ? sb.st_ino : 0;
+}
+
 /* A kept handle is only good while its file is the one on disk (an
    administrator may have removed a broken index). */
 static bool
 index_file_same(const struct index *ix)
 {
-	char *path = xasprintf("%s/%s", ix->user_dir, INDEX_FILE);
-	struct stat sb;
-	bool same = stat(path, &sb) == 0 && sb.st_dev == ix->dev && sb.st_ino == ix->ino;
-	free(path);
-	return same;
+	dev_t dev;
+	ino_t ino;
+	index_file_id(ix->user_dir, &dev, &ino);
+	return ino != 0 && dev == ix->dev && ino == ix->ino;
 }
 
 static struct index *
@@ -213,21 +223,10 @@ index_open(const char *user_dir, char **error_r)
 	sqlite3 *db;
 	if (index_db_open(user_dir, &db, error_r) < 0)
 		return NULL;
-	char *path = xasprintf("%s/%s", user_dir, INDEX_FILE);
-	struct stat sb;
-	int r = stat(path, &sb);
-	if (r < 0) {
-		*error_r = xasprintf("stat %s: %s", path, strerror(errno));
-		sqlite3_close(db);
-	}
-	free(path);
-	if (r < 0)
-		return NULL;
 	ix = xcalloc(1, sizeof(*ix));
 	ix->db = db;
 	ix->user_dir = xstrdup(user_dir);
-	ix->dev = sb.st_dev;
-	ix->ino = sb.st_ino;
+	index_file_id(user_dir, &ix->dev, &ix->ino);
 	ix->refs = 1;
 	ix->next = index_handles;
 	index_handles = ix;
@@ -280,7 +279,59 @@ index_trim(struct index *ix)
 			sqlite3_finalize(ix->stmts[i].st);
 	}
 	ix->nstmts = kept;
-	sqlite3_db_release_memory(ix->db);
+	if (ix->db != NULL)
+		sqlite3_db_release_memory(ix->db);
+}
+
+/*
+ * While every session of a handle waits in IDLE, the handle needs no
+ * database connection (its schema, WAL index mapping and allocations are
+ * most of what an idle user costs): it is closed, and the next use opens
+ * it again (index_wake).
+ */
+static void
+index_sleep(struct index *ix)
+{
+	if (ix->db == NULL || ix->refs == 0 || ix->idle < ix->refs ||
+	    !sqlite3_get_autocommit(ix->db))
+		return;
+	index_trim(ix);
+	if (ix->nstmts > 0)
+		return; /* a statement under way further up the stack */
+	sqlite3_close(ix->db);
+	ix->db = NULL;
+}
+
+static int
+index_wake(struct index *ix, char **error_r)
+{
+	if (ix->db != NULL)
+		return 0;
+	if (index_db_open(ix->user_dir, &ix->db, error_r) < 0)
+		return -1;
+	index_file_id(ix->user_dir, &ix->dev, &ix->ino);
+	return 0;
+}
+
+void
+index_idle_begin(struct index *ix)
+{
+	ix->idle++;
+	index_trim(ix);
+	index_sleep(ix);
+}
+
+void
+index_idle_end(struct index *ix)
+{
+	if (ix->idle > 0)
+		ix->idle--;
+}
+
+void
+index_rest(struct index *ix)
+{
+	index_sleep(ix);
 }
 
 int
@@ -305,6 +356,8 @@ index_prepare(struct index *ix, const char *sql, char **error_r)
 		break;
 	}
 	sqlite3_stmt *st = NULL;
+	if (index_wake(ix, error_r) < 0)
+		return NULL;
 	if (sqlite3_prepare_v3(ix->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st,
 			       NULL) != SQLITE_OK) {
 		index_db_error(ix, "prepare", error_r);
@@ -335,6 +388,8 @@ index_finish(struct index *ix, sqlite3_stmt *st)
 int
 index_exec(struct index *ix, const char *sql, char **error_r)
 {
+	if (index_wake(ix, error_r) < 0)
+		return -1;
 	if (sqlite3_exec(ix->db, sql, NULL, NULL, NULL) != SQLITE_OK)
 		return index_db_error(ix, sql, error_r);
 	return 0;
@@ -349,13 +404,15 @@ index_read_begin(struct index *ix, char **error_r)
 void
 index_read_end(struct index *ix)
 {
-	sqlite3_exec(ix->db, "COMMIT", NULL, NULL, NULL);
+	if (ix->db != NULL)
+		sqlite3_exec(ix->db, "COMMIT", NULL, NULL, NULL);
 }
 
 void
 index_rollback(struct index *ix)
 {
-	sqlite3_exec(ix->db, "ROLLBACK", NULL, NULL, NULL);
+	if (ix->db != NULL)
+		sqlite3_exec(ix->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
 /* The base name ends at ':' (Maildir's info part). */

@@ -76,9 +76,18 @@ void index_deliver_release(void);
 
 /*
  * Gives back the memory the handle holds beyond its connection (prepared
- * statements, page cache): for when its sessions go idle.
+ * statements, page cache).
  */
 void index_trim(struct index *ix);
+/*
+ * A session of the handle enters IDLE, or leaves it. While every session
+ * of a handle waits in IDLE, the handle holds no database connection: the
+ * next use opens it again. index_rest closes it again after work done
+ * during IDLE (a wake-up's sync).
+ */
+void index_idle_begin(struct index *ix);
+void index_idle_end(struct index *ix);
+void index_rest(struct index *ix);
 
 /*
  * Brings the index of one mailbox up to date with dir/new and dir/cur:

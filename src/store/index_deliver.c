@@ -143,19 +143,6 @@ index_deliver_release(void)
 	}
 }
 
-/* The database file's identity; false if it is not there (yet). */
-static bool
-deliver_file_id(const char *user_dir, dev_t *dev_r, ino_t *ino_r)
-{
-	char *path = xasprintf("%s/%s", user_dir, INDEX_FILE);
-	struct stat sb;
-	bool ok = stat(path, &sb) == 0;
-	free(path);
-	*dev_r = ok ? sb.st_dev : 0;
-	*ino_r = ok ? sb.st_ino : 0;
-	return ok;
-}
-
 /* This thread's connection to user_dir's index (not to be closed). */
 static sqlite3 *
 deliver_conn_get(const char *user_dir, char **error_r)
@@ -168,7 +155,8 @@ deliver_conn_get(const char *user_dir, char **error_r)
 	}
 	dev_t dev;
 	ino_t ino;
-	bool exists = deliver_file_id(user_dir, &dev, &ino);
+	index_file_id(user_dir, &dev, &ino);
+	bool exists = ino != 0;
 	struct deliver_conn *slot = &cs->c[0];
 	for (size_t i = 0; i < INDEX_DELIVER_CONNS; i++) {
 		struct deliver_conn *c = &cs->c[i];
@@ -189,7 +177,7 @@ deliver_conn_get(const char *user_dir, char **error_r)
 		return NULL;
 	slot->user_dir = xstrdup(user_dir);
 	slot->db = db;
-	deliver_file_id(user_dir, &slot->dev, &slot->ino);
+	index_file_id(user_dir, &slot->dev, &slot->ino);
 	slot->used = ++cs->clock;
 	return db;
 }

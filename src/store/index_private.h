@@ -23,11 +23,12 @@ struct index_stmt {
 
 /* Shared by every session of one user in this process (index_open). */
 struct index {
-	sqlite3 *db;
+	sqlite3 *db; /* NULL while every session waits in IDLE (index_idle_begin) */
 	char *user_dir;
 	dev_t dev; /* of the database file, to notice it replaced */
 	ino_t ino;
 	unsigned refs; /* 0: kept open for the user's next session */
+	unsigned idle; /* of the refs, sessions waiting in IDLE */
 	struct index_stmt stmts[INDEX_STMT_CACHE];
 	size_t nstmts;
 	struct index *next;
@@ -42,6 +43,8 @@ struct index {
 int index_db_open(const char *user_dir, sqlite3 **db_r, char **error_r);
 
 int index_db_error(struct index *ix, const char *what, char **error_r);
+/* The database file's identity (0s if it is not there). */
+void index_file_id(const char *user_dir, dev_t *dev_r, ino_t *ino_r);
 /*
  * A statement for sql, which must be a string literal (it is cached by its
  * address): ready to bind, to be given back with index_finish.

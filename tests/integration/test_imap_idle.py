@@ -8,6 +8,7 @@ import os
 import poplib
 import re
 import smtplib
+import time
 
 import pytest
 
@@ -259,3 +260,52 @@ def test_check_reports_new_mail_to_imaplib(imap):
     # (imaplib keeps the EXISTS of SELECT too: the last one is the news)
     assert m.untagged_responses.get("EXISTS")[-1] == b"3"
     m.logout()
+
+
+def index_open_in(tern):
+    """True if ternd holds the user's index database open."""
+    fd_dir = f"/proc/{tern.proc.pid}/fd"
+    index = os.path.realpath(os.path.join(tern.maildir(DEMO), "tern-index.sqlite"))
+    for fd in os.listdir(fd_dir):
+        try:
+            if os.readlink(os.path.join(fd_dir, fd)) == index:
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def index_closes(tern):
+    """Waits for the index to be closed: a wake-up's sync may hold it a
+    moment (the file it moves to cur/ wakes the watch once more)."""
+    deadline = time.monotonic() + TIMEOUT
+    while index_open_in(tern):
+        assert time.monotonic() < deadline, "index still open"
+        time.sleep(0.05)
+    return True
+
+
+def test_index_closed_while_every_session_idles(imap):
+    """While all of a user's sessions wait in IDLE the index connection is
+    closed; a wake-up and the next command open it again as needed."""
+    tern, port = imap
+    new = os.path.join(tern.maildir(DEMO), "new")
+    os.makedirs(new, exist_ok=True)
+    with open(os.path.join(new, "1700000000.M1P1.tool"), "wb") as f:
+        f.write(b"Subject: one\n\nfirst\n")
+    a, b = Idler(port), Idler(port)
+    assert index_open_in(tern)
+    a.idle()
+    assert index_open_in(tern)  # b is not idling: the handle stays
+    b.idle()
+    assert index_closes(tern)
+    with open(os.path.join(new, "1700000001.M1P1.tool"), "wb") as f:
+        f.write(b"Subject: two\n\nsecond\n")
+    assert a.expect(rb"\* 2 EXISTS")[-1] == b"* 2 EXISTS\r\n"
+    assert b.expect(rb"\* 2 EXISTS")[-1] == b"* 2 EXISTS\r\n"
+    assert index_closes(tern)  # closed again after the wake-up
+    a.done()
+    assert b"second" in b"".join(a.cmd("g FETCH 2 BODY[TEXT]"))
+    assert index_open_in(tern)
+    a.close()
+    b.close()
