@@ -233,6 +233,8 @@ index_open(const char *user_dir, char **error_r)
 	return ix;
 }
 
+static void index_sleep(struct index *ix);
+
 void
 index_close(struct index **ixp)
 {
@@ -240,8 +242,10 @@ index_close(struct index **ixp)
 	if (ix == NULL)
 		return;
 	*ixp = NULL;
-	if (--ix->refs > 0)
+	if (--ix->refs > 0) {
+		index_sleep(ix); /* those left may all be idling */
 		return;
+	}
 	index_trim(ix);
 	/* Used handles come first: count the unused ones behind this one. */
 	unsigned kept = 0;

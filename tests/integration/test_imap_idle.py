@@ -293,12 +293,14 @@ def test_index_closed_while_every_session_idles(imap):
     os.makedirs(new, exist_ok=True)
     with open(os.path.join(new, "1700000000.M1P1.tool"), "wb") as f:
         f.write(b"Subject: one\n\nfirst\n")
-    a, b = Idler(port), Idler(port)
+    a, b, c = Idler(port), Idler(port), Idler(port)
     assert index_open_in(tern)
     a.idle()
-    assert index_open_in(tern)  # b is not idling: the handle stays
     b.idle()
-    assert index_closes(tern)
+    c.cmd("n NOOP")
+    assert index_open_in(tern)  # c is not idling: the handle stays
+    c.close()
+    assert index_closes(tern)  # the sessions left all idle
     with open(os.path.join(new, "1700000001.M1P1.tool"), "wb") as f:
         f.write(b"Subject: two\n\nsecond\n")
     assert a.expect(rb"\* 2 EXISTS")[-1] == b"* 2 EXISTS\r\n"
