@@ -234,6 +234,7 @@ index_open(const char *user_dir, char **error_r)
 }
 
 static void index_sleep(struct index *ix);
+static void index_trim(struct index *ix);
 
 void
 index_close(struct index **ixp)
@@ -247,7 +248,7 @@ index_close(struct index **ixp)
 		return;
 	}
 	index_trim(ix);
-	/* Used handles come first: count the unused ones behind this one. */
+	/* The list runs from the most recently opened: the last unused goes. */
 	unsigned kept = 0;
 	struct index *last_unused = NULL;
 	for (struct index *p = index_handles; p != NULL; p = p->next) {
@@ -272,7 +273,9 @@ index_close_unused(void)
 	}
 }
 
-void
+/* Gives back what the handle holds beyond its connection (prepared
+   statements not in use, page cache). */
+static void
 index_trim(struct index *ix)
 {
 	size_t kept = 0;

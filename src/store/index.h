@@ -75,11 +75,6 @@ void index_close_unused(void);
 void index_deliver_release(void);
 
 /*
- * Gives back the memory the handle holds beyond its connection (prepared
- * statements, page cache).
- */
-void index_trim(struct index *ix);
-/*
  * A session of the handle enters IDLE, or leaves it. While every session
  * of a handle waits in IDLE, the handle holds no database connection: the
  * next use opens it again. index_rest closes it again after work done
