@@ -13,74 +13,19 @@
 #include "store/index_private.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "core/util.h"
 #include "mime/mime_imap.h"
-
-#define INDEX_DELIVER_CHUNK (64 * 1024)
 
 /* The Maildir unique name: up to the first ',' (",S=", ",U=") or ':'. */
 static char *
 index_deliver_key(const char *name)
 {
 	return xstrndup(name, strcspn(name, ",:"));
-}
-
-/*
- * The file in CRLF form, as FETCH hands it to mime_imap_describe (every
- * LF not preceded by CR becomes CRLF), so that both give the same bytes.
- * At most max bytes: a delivery knows its CRLF size.
- */
-static char *
-index_deliver_read(const char *path, unsigned long long max, size_t *len_r,
-		   char **error_r)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		*error_r = xasprintf("open %s: %s", path, strerror(errno));
-		return NULL;
-	}
-	char *in = xmalloc(INDEX_DELIVER_CHUNK);
-	char *out = xmalloc(max + 1);
-	size_t len = 0;
-	char prev = 0;
-	ssize_t n;
-	while ((n = read(fd, in, INDEX_DELIVER_CHUNK)) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			*error_r = xasprintf("read %s: %s", path, strerror(errno));
-			goto fail;
-		}
-		for (ssize_t i = 0; i < n; i++) {
-			size_t need = in[i] == '\n' && prev != '\r' ? 2 : 1;
-			if (len + need > max) {
-				*error_r = xasprintf("%s: larger than %llu bytes",
-						     path, max);
-				goto fail;
-			}
-			if (need == 2)
-				out[len++] = '\r';
-			out[len++] = in[i];
-			prev = in[i];
-		}
-	}
-	close(fd);
-	free(in);
-	out[len] = '\0';
-	*len_r = len;
-	return out;
-fail:
-	close(fd);
-	free(in);
-	free(out);
-	return NULL;
 }
 
 /*
@@ -218,10 +163,14 @@ index_deliver_describe(const char *user_dir, const char *mailbox,
 		       const char *path, const char *name,
 		       unsigned long long max_crlf, char **error_r)
 {
+	/* The file keeps LF line ends; describe counts in CRLF form, as
+	   FETCH sends the message. It is no larger than its CRLF size. */
 	size_t len;
-	char *data = index_deliver_read(path, max_crlf, &len, error_r);
-	if (data == NULL)
+	char *data = read_file(path, (size_t)max_crlf, &len);
+	if (data == NULL) {
+		*error_r = xasprintf("read %s: %s", path, strerror(errno));
 		return -1;
+	}
 	char *envelope = NULL, *bodystructure = NULL;
 	int ret = mime_imap_describe(data, len, &envelope, &bodystructure, error_r);
 	free(data);

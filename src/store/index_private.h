@@ -97,7 +97,7 @@ int index_uidlist_write(const char *dir, uint32_t validity, uint32_t next,
  *
  * index_deliver_describe runs on a delivery thread once a message is
  * durable in new/ (path, its Maildir name name): it describes the file
- * (at most max_crlf bytes in CRLF form) and inserts the texts into the
+ * (at most max_crlf bytes, its size with CRLF line ends) and inserts the texts into the
  * table "delivered" under (mailbox, unique name) through a connection of
  * its own, never the loop's shared handle. It gives no UID: index_sync
  * does that when it registers the file, and takes the texts then.
