@@ -5,8 +5,9 @@
  *
  * The message arrives whole as one literal (the parser holds it, bounded
  * by imap_append_limit); it is written with LF line ends into the target's
- * tmp/ and fsynced (store_tmp_write), then index_append gives it its UID
- * and renames it into cur/. The OK goes out only after both.
+ * tmp/ and fsynced (store_tmp_write) on the work pool, then index_append
+ * gives it its UID and renames it into cur/. The OK goes out only after
+ * both.
  *
  * Flags: the system flags are kept as Maildir info letters, keywords as
  * the folder's keyword letters (index.h); \Recent is ignored (the server
@@ -17,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/log.h"
@@ -210,63 +212,134 @@ append_parse(struct imap_session *s, const struct imap_arg *args, size_t argc,
 }
 
 /*
- * ENVELOPE and BODYSTRUCTURE of an appended message, computed while its
- * bytes are at hand, as a delivery does: a FETCH of them never parses the
- * file. A failure only leaves the work to that FETCH.
+ * An APPEND's file: written, fsynced and described (ENVELOPE and
+ * BODYSTRUCTURE, as a delivery does, so that a FETCH of them never parses
+ * the file) on the work pool, with data still the parser's literal; then
+ * index_append gives it its UID on the loop.
  */
+struct append_job {
+	struct store *store;
+	char *mailbox, *dir, *info;
+	time_t date;
+	const char *data;
+	size_t len;
+	char *name; /* in tmp/, once written */
+	char *error;
+	char *envelope, *bodystructure, *describe_error;
+};
+
 static void
-append_describe(struct imap_session *s, const char *mailbox, uint32_t uid,
-		const struct append_req *req)
+append_job_free(struct append_job *job)
 {
-	char *envelope = NULL, *bodystructure = NULL, *error = NULL;
-	if (mime_imap_describe(req->data, req->len, &envelope, &bodystructure, &error) < 0 ||
-	    index_cache_set(s->index, mailbox, uid, envelope, bodystructure, &error) < 0) {
-		log_warn("imap %s: user=%s appended uid %u not described: %s", s->id,
-			 s->address, uid, error);
-		free(error);
-	}
-	free(envelope);
-	free(bodystructure);
+	free(job->mailbox);
+	free(job->dir);
+	free(job->info);
+	free(job->name);
+	free(job->error);
+	free(job->envelope);
+	free(job->bodystructure);
+	free(job->describe_error);
+	free(job);
 }
 
-/* Writes the file and gives it its UID; 0, or -1 after answering NO. */
-static int
-append_store(struct imap_session *s, const struct append_req *req, const char *mailbox,
-	     const char *dir, uint32_t *validity_r, uint32_t *uid_r)
+static void
+append_work(void *arg)
 {
-	char *name = NULL, *error = NULL;
+	struct append_job *job = arg;
+	if (store_tmp_write(job->store, job->dir, job->date, job->info, job->data, job->len,
+			    &job->name, &job->error) < 0)
+		return;
+	/* A failure only leaves the work to the first FETCH of them. */
+	mime_imap_describe(job->data, job->len, &job->envelope, &job->bodystructure,
+			   &job->describe_error);
+}
+
+/* Gives the written file its UID and answers, with APPENDUID. */
+static void
+append_done(struct imap_session *s, void *arg)
+{
+	struct append_job *job = arg;
+	uint32_t validity = 0, uid = 0;
+	if (s == NULL) {
+		if (job->name != NULL) {
+			char *path = xasprintf("%s/tmp/%s", job->dir, job->name);
+			unlink(path);
+			free(path);
+		}
+		append_job_free(job);
+		return;
+	}
+	if (job->name == NULL ||
+	    index_append(s->index, job->mailbox, job->dir, (const char *const *)&job->name, 1,
+			 &validity, &uid, &job->error) < 0) {
+		log_err("imap %s: user=%s append failed: %s", s->id, s->address,
+			job->error != NULL ? job->error : "?");
+		conn_printf(s->conn, "%s NO [SERVERBUG] Append failed, try again\r\n", s->tag);
+		append_job_free(job);
+		return;
+	}
+	char *error = NULL;
+	if (job->envelope == NULL ||
+	    index_cache_set(s->index, job->mailbox, uid, job->envelope, job->bodystructure,
+			    &error) < 0) {
+		log_warn("imap %s: user=%s appended uid %u not described: %s", s->id,
+			 s->address, uid, error != NULL ? error :
+			 job->describe_error != NULL ? job->describe_error : "?");
+		free(error);
+		error = NULL;
+	}
+	log_info("imap %s: append user=%s mailbox=%s uid=%u size=%zu", s->id, s->address,
+		 job->mailbox, uid, job->len);
+	struct buf out = BUF_INIT;
+	/* The new message is announced (EXISTS) before the OK when it went
+	   into the selected mailbox. */
+	if (s->state == IMAP_STATE_SELECTED && strcmp(job->mailbox, s->sel.name) == 0 &&
+	    imap_sync(s, true, &out, &error) < 0) {
+		log_err("imap %s: user=%s sync after append failed: %s", s->id, s->address,
+			error != NULL ? error : "?");
+		free(error);
+	}
+	buf_appendf(&out, "%s OK [APPENDUID %u %u] APPEND completed\r\n", s->tag, validity,
+		    uid);
+	conn_write(s->conn, out.data, out.len);
+	buf_free(&out);
+	append_job_free(job);
+}
+
+/* Starts the write of the message into an existing mailbox (taking
+   mailbox and dir); the answer comes from append_done. */
+static void
+append_start(struct imap_session *s, const struct append_req *req, char *mailbox,
+	     char *dir)
+{
+	char *error = NULL;
 	char kw[INDEX_KEYWORDS_MAX + 1] = "";
 	bool limit = false;
 	if (req->keywords.len > 0 &&
 	    index_keywords_letters(dir, req->keywords.data, kw, &limit, &error) < 0) {
 		if (limit) {
-			free(error);
 			conn_printf(s->conn, "%s NO [LIMIT] Too many keywords in this mailbox\r\n",
 				    s->tag);
-			return -1;
+		} else {
+			log_err("imap %s: user=%s append keywords: %s", s->id, s->address, error);
+			conn_printf(s->conn, "%s NO [SERVERBUG] Append failed, try again\r\n",
+				    s->tag);
 		}
-	}
-	char *info = xasprintf("%s%s", req->letters, kw);
-	int r = error != NULL ? -1 : store_tmp_write(s->srv->store, dir, req->date, info,
-						      req->data, req->len, &name, &error);
-	free(info);
-	if (r < 0 ||
-	    index_append(s->index, mailbox, dir, (const char *const *)&name, 1,
-			 validity_r, uid_r, &error) < 0) {
-		log_err("imap %s: user=%s append failed: %s", s->id, s->address,
-			error != NULL ? error : "?");
 		free(error);
-		free(name);
-		conn_printf(s->conn, "%s NO [SERVERBUG] Append failed, try again\r\n", s->tag);
-		return -1;
+		free(mailbox);
+		free(dir);
+		return;
 	}
-	free(name);
-	append_describe(s, mailbox, *uid_r, req);
-	return 0;
+	struct append_job *job = xcalloc(1, sizeof(*job));
+	job->store = s->srv->store;
+	job->mailbox = mailbox;
+	job->dir = dir;
+	job->info = xasprintf("%s%s", req->letters, kw);
+	job->date = req->date;
+	job->data = req->data;
+	job->len = req->len;
+	imap_job_start(s, append_work, append_done, job);
 }
-
-static void imap_append_to(struct imap_session *s, const struct append_req *req,
-			   const char *mailbox, const char *dir);
 
 int
 imap_cmd_append(struct imap_session *s, const struct imap_arg *args, size_t argc)
@@ -277,41 +350,12 @@ imap_cmd_append(struct imap_session *s, const struct imap_arg *args, size_t argc
 		return -1;
 	}
 	char *mailbox, *dir;
-	if (req.len > imap_append_limit(s)) {
+	if (req.len > imap_append_limit(s))
 		conn_printf(s->conn, "%s NO [TOOBIG] Message too large\r\n", s->tag);
-	} else if (req.len == 0) {
+	else if (req.len == 0)
 		conn_printf(s->conn, "%s NO Empty message\r\n", s->tag);
-	} else if (imap_target_open(s, req.mailbox, &mailbox, &dir) == 0) {
-		imap_append_to(s, &req, mailbox, dir);
-		free(mailbox);
-		free(dir);
-	}
+	else if (imap_target_open(s, req.mailbox, &mailbox, &dir) == 0)
+		append_start(s, &req, mailbox, dir);
 	buf_free(&req.keywords);
 	return 0;
-}
-
-/* Stores the message into an existing mailbox and answers. */
-static void
-imap_append_to(struct imap_session *s, const struct append_req *req, const char *mailbox,
-	       const char *dir)
-{
-	uint32_t validity = 0, uid = 0;
-	if (append_store(s, req, mailbox, dir, &validity, &uid) == 0) {
-		log_info("imap %s: append user=%s mailbox=%s uid=%u size=%zu", s->id,
-			 s->address, mailbox, uid, req->len);
-		struct buf out = BUF_INIT;
-		char *error = NULL;
-		/* The new message is announced (EXISTS) before the OK when it
-		   went into the selected mailbox. */
-		if (s->state == IMAP_STATE_SELECTED && strcmp(mailbox, s->sel.name) == 0 &&
-		    imap_sync(s, true, &out, &error) < 0) {
-			log_err("imap %s: user=%s sync after append failed: %s", s->id,
-				s->address, error != NULL ? error : "?");
-			free(error);
-		}
-		buf_appendf(&out, "%s OK [APPENDUID %u %u] APPEND completed\r\n", s->tag,
-			    validity, uid);
-		conn_write(s->conn, out.data, out.len);
-		buf_free(&out);
-	}
 }

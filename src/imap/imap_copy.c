@@ -261,13 +261,7 @@ copy_remove_sources(struct imap_session *s, struct copy_job *job, struct buf *ou
 			r = -1;
 		}
 	}
-	/* The unlinks are durable only once cur/ is synced. */
-	char *cur = xasprintf("%s/cur", s->sel.dir);
-	if (fsync_dir(cur) < 0 && r == 0) {
-		*error_r = xasprintf("fsync %s: %s", cur, strerror(errno));
-		r = -1;
-	}
-	free(cur);
+	/* The unlinks become durable with cur/'s fsync before the OK. */
 	char *error = NULL;
 	if (imap_sync(s, true, out, r == 0 ? error_r : &error) < 0)
 		r = -1;
@@ -304,6 +298,8 @@ copy_cmd(struct imap_session *s, const struct imap_arg *args, size_t argc, bool 
 	copy_collect(s, &job, set);
 	imap_seqset_free(&set);
 	struct buf out = BUF_INIT;
+	size_t tagged_at = 0;
+	const char *unlinked_in = NULL; /* MOVE: the sources' folder */
 	char *error = NULL;
 	if (job.count == 0) {
 		/* No COPYUID: its uid-set (RFC 4315 §4) cannot be empty. */
@@ -315,7 +311,10 @@ copy_cmd(struct imap_session *s, const struct imap_arg *args, size_t argc, bool 
 		buf_appends(&out, "* OK ");
 		copy_copyuid(&out, &job);
 		buf_appends(&out, " Moved\r\n");
-		if (copy_remove_sources(s, &job, &out, &error) < 0) {
+		int r = copy_remove_sources(s, &job, &out, &error);
+		tagged_at = out.len;
+		unlinked_in = s->sel.dir;
+		if (r < 0) {
 			log_err("imap %s: user=%s move: removing sources failed: %s", s->id,
 				s->address, error != NULL ? error : "?");
 			buf_appendf(&out, "%s NO [SERVERBUG] Copied, but some sources remain\r\n",
@@ -333,9 +332,7 @@ copy_cmd(struct imap_session *s, const struct imap_arg *args, size_t argc, bool 
 		buf_appendf(&out, " %s completed\r\n", job.what);
 	}
 	free(error);
-	if (out.len > 0)
-		conn_write(s->conn, out.data, out.len);
-	buf_free(&out);
+	imap_reply_durable(s, unlinked_in, &out, tagged_at);
 	copy_job_free(&job);
 	return 0;
 }

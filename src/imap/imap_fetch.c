@@ -359,9 +359,10 @@ fetch_msg_clear(struct fetch_msg *fm)
 }
 
 /* One "* seq FETCH (...)" response; -1 if the message could not be read,
-   1 if it was expunged by another session (and not yet reported). */
+   1 if it was expunged by another session (and not yet reported);
+   *seen_r set when it got \Seen. */
 static int
-fetch_one(struct imap_session *s, const struct fetch_req *req, uint32_t seq)
+fetch_one(struct imap_session *s, const struct fetch_req *req, uint32_t seq, bool *seen_r)
 {
 	struct fetch_msg fm;
 	memset(&fm, 0, sizeof(fm));
@@ -400,14 +401,11 @@ fetch_one(struct imap_session *s, const struct fetch_req *req, uint32_t seq)
 	buf_appends(&out, ")\r\n");
 	conn_write(s->conn, out.data, out.len);
 	buf_free(&out);
+	*seen_r |= fm.seen_set;
 	fetch_msg_clear(&fm);
 	return 0;
 }
 
-/*
- * The sequence numbers the set names. By message number, numbers past
- * the last message are ignored; by UID, "*" is the largest UID in use.
- */
 /*
  * A FETCH under way. It stops between two messages whenever the answer
  * waiting for the client reaches CONN_OUTPUT_HIGH, and goes on when the
@@ -421,6 +419,7 @@ struct imap_fetch_run {
 	uint32_t seq;  /* the next message to look at; 0 before the first */
 	int failed;
 	unsigned gone;
+	bool seen_set; /* a file was renamed: cur/ is fsynced before the OK */
 };
 
 static bool
@@ -432,13 +431,17 @@ fetch_one_counted(struct imap_session *s, struct imap_fetch_run *run, uint32_t s
 		run->seq = seq;
 		return false;
 	}
-	int rc = fetch_one(s, run->req, seq);
+	int rc = fetch_one(s, run->req, seq, &run->seen_set);
 	run->failed += rc < 0;
 	run->gone += rc > 0;
 	return true;
 }
 
-/* true when every message is done (or the client is gone). */
+/*
+ * The sequence numbers the set names. By message number, numbers past
+ * the last message are ignored; by UID, "*" is the largest UID in use.
+ * true when every message is done (or the client is gone).
+ */
 static bool
 fetch_continue(struct imap_session *s, struct imap_fetch_run *run)
 {
@@ -480,16 +483,18 @@ fetch_finish(struct imap_session *s)
 {
 	struct imap_fetch_run *run = s->fetch;
 	const char *what = run->req->uid_cmd ? "UID FETCH" : "FETCH";
+	struct buf out = BUF_INIT;
 	if (run->failed > 0)
-		conn_printf(s->conn, "%s NO [SERVERBUG] Some messages could not be fetched\r\n",
+		buf_appendf(&out, "%s NO [SERVERBUG] Some messages could not be fetched\r\n",
 			    s->tag);
 	else if (run->gone > 0)
 		/* RFC 2180 §4.1.2 allows NO; RFC 5530 names the reason. The
 		   EXPUNGE responses follow at the next command that may carry them. */
-		conn_printf(s->conn, "%s NO [EXPUNGEISSUED] Some messages were expunged\r\n",
+		buf_appendf(&out, "%s NO [EXPUNGEISSUED] Some messages were expunged\r\n",
 			    s->tag);
 	else
-		conn_printf(s->conn, "%s OK %s completed\r\n", s->tag, what);
+		buf_appendf(&out, "%s OK %s completed\r\n", s->tag, what);
+	imap_reply_durable(s, run->seen_set ? s->sel.dir : NULL, &out, 0);
 	imap_fetch_free(s);
 }
 
@@ -530,7 +535,8 @@ imap_fetch_drained(struct imap_session *s)
 	if (s->fetch != NULL && fetch_continue(s, s->fetch)) {
 		fetch_finish(s);
 		imap_sync_settle(s);
-		conn_resume(s->conn);
+		if (s->job == NULL) /* else once cur/ is durable */
+			conn_resume(s->conn);
 	}
 }
 

@@ -106,6 +106,7 @@ imap_cmd_idle(struct imap_session *s, const struct imap_arg *args, size_t argc)
 	s->idling = true;
 	conn_writes(s->conn, "+ idling\r\n");
 	imap_idle_pack(s);
+	server_trim_soon(s->srv);
 	return 0;
 }
 

@@ -16,6 +16,7 @@ struct conn;
 struct dirwatch;
 struct event;
 struct imap_arg;
+struct imap_job;
 struct index;
 struct sasl;
 struct server;
@@ -84,6 +85,7 @@ struct imap_session {
 	struct index *index; /* opened at the first SELECT, EXAMINE or STATUS */
 	struct imap_selected sel; /* valid in IMAP_STATE_SELECTED */
 	struct imap_fetch_run *fetch; /* a FETCH waiting for its output to drain */
+	struct imap_job *job; /* a command's part on the work pool; input waits */
 	bool idling;       /* between IDLE's "+" and DONE */
 	struct dirwatch *idle_watch;
 	/* While idling, sel.uids may be kept here as runs instead
@@ -145,9 +147,29 @@ void imap_write_flag_lists(const struct imap_session *s, const char *dir,
  * Removes the \Deleted messages (only those whose UIDs are in uids, if
  * not NULL), syncs the index and updates the session's map, writing
  * "* n EXPUNGE" (and "* n EXISTS" for new mail) to out if report.
+ * *removed_r: files went, and cur/ must be fsynced before the OK
+ * (imap_reply_durable).
  */
 int imap_store_expunge(struct imap_session *s, struct imap_seqset *uids, bool report,
-		       struct buf *out, char **error_r);
+		       struct buf *out, bool *removed_r, char **error_r);
+
+/* imap_job.c: a command's blocking part on the work pool, the session
+   paused meanwhile (see there). */
+typedef void imap_job_fn(void *arg);
+/* s is NULL when the session ended meanwhile: only clean up then. */
+typedef void imap_job_done_fn(struct imap_session *s, void *arg);
+void imap_job_start(struct imap_session *s, imap_job_fn *work, imap_job_done_fn *done,
+		    void *arg);
+/* Session end: a job under way finishes without it. */
+void imap_job_orphan(struct imap_session *s);
+/*
+ * Sends out (taking it) once dir/cur/ is fsynced, so that the renames and
+ * unlinks of the command are durable before its tagged OK, which starts
+ * at out->data + tagged_at; if the fsync fails, NO replaces that line.
+ * dir NULL: nothing to make durable, out goes at once.
+ */
+void imap_reply_durable(struct imap_session *s, const char *dir, struct buf *out,
+			size_t tagged_at);
 
 /* imap_idle.c: IDLE (RFC 2177). */
 imap_cmd_fn imap_cmd_idle;

@@ -218,13 +218,19 @@ imap_cmd_close(struct imap_session *s, const struct imap_arg *args, size_t argc)
 		return -1;
 	}
 	char *error = NULL;
-	if (!s->sel.readonly && imap_store_expunge(s, NULL, false, NULL, &error) < 0) {
+	bool removed = false;
+	if (!s->sel.readonly &&
+	    imap_store_expunge(s, NULL, false, NULL, &removed, &error) < 0) {
 		log_err("imap %s: user=%s close expunge failed: %s", s->id, s->address,
 			error != NULL ? error : "?");
 		free(error);
 	}
+	char *dir = removed ? xstrdup(s->sel.dir) : NULL;
 	imap_deselect(s);
-	conn_printf(s->conn, "%s OK CLOSE completed\r\n", s->tag);
+	struct buf out = BUF_INIT;
+	buf_appendf(&out, "%s OK CLOSE completed\r\n", s->tag);
+	imap_reply_durable(s, dir, &out, 0);
+	free(dir);
 	return 0;
 }
 

@@ -176,10 +176,12 @@ imap_on_close(struct conn *c, void *ctx)
 		log_info("imap %s: disconnect user=%s rip=%s", s->id,
 			 s->address != NULL ? s->address : "", conn_peer(c));
 	imap_auth_reset(s);
+	imap_job_orphan(s);
 	imap_idle_stop(s);
 	imap_fetch_free(s);
 	imap_select_free(s);
 	imap_parser_free(&s->parser);
+	server_trim_soon(s->srv);
 	free(s->address);
 	free(s->mail_root);
 	free(s);

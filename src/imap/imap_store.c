@@ -242,7 +242,8 @@ store_keywords_apply(const struct store_req *req, const char *old, struct buf *k
 	return changed;
 }
 
-/* Applies the change to one message and reports it; -1 on failure. */
+/* Applies the change to one message and reports it; 1 if it changed,
+   0 if not, -1 on failure. */
 static int
 store_one(struct imap_session *s, const struct store_req *req, uint32_t seq,
 	  struct buf *out)
@@ -296,7 +297,7 @@ store_one(struct imap_session *s, const struct store_req *req, uint32_t seq,
 		buf_appends(out, ")\r\n");
 	}
 	index_msg_clear(&m);
-	return 0;
+	return kw_changed || now != old;
 fail:
 	log_err("imap %s: user=%s store failed: %s", s->id, s->address,
 		error != NULL ? error : "?");
@@ -304,18 +305,22 @@ fail:
 	return -1;
 }
 
-/* The sequence numbers the set names, as FETCH reads them. */
+/* The sequence numbers the set names, as FETCH reads them; the failures
+   counted, *changed_r whether any message changed. */
 static int
 store_all(struct imap_session *s, const struct store_req *req, struct imap_seqset *set,
-	  struct buf *out)
+	  struct buf *out, bool *changed_r)
 {
 	int failed = 0;
 	uint32_t count = s->sel.count;
 	uint32_t star = req->uid_cmd ? (count > 0 ? s->sel.uids[count - 1] : 0) : count;
 	for (uint32_t seq = 1; seq <= count; seq++) {
 		uint32_t n = req->uid_cmd ? s->sel.uids[seq - 1] : seq;
-		if (imap_seqset_contains(set, n, star) && store_one(s, req, seq, out) < 0)
-			failed++;
+		if (!imap_seqset_contains(set, n, star))
+			continue;
+		int r = store_one(s, req, seq, out);
+		failed += r < 0;
+		*changed_r |= r > 0;
 	}
 	return failed;
 }
@@ -411,25 +416,27 @@ imap_cmd_store(struct imap_session *s, const struct imap_arg *args, size_t argc)
 		buf_free(&out);
 		return 0;
 	}
-	int failed = store_all(s, &req, set, &out);
+	bool changed = false;
+	int failed = store_all(s, &req, set, &out, &changed);
 	imap_seqset_free(&set);
+	size_t tagged_at = out.len;
 	if (failed > 0)
 		buf_appendf(&out, "%s NO [SERVERBUG] Some flags could not be stored\r\n", s->tag);
 	else
 		buf_appendf(&out, "%s OK %sSTORE completed\r\n", s->tag,
 			    req.uid_cmd ? "UID " : "");
-	conn_write(s->conn, out.data, out.len);
-	buf_free(&out);
+	imap_reply_durable(s, changed ? s->sel.dir : NULL, &out, tagged_at);
 	return 0;
 }
 
-/* Removes the files of the \Deleted messages (of uids, if not NULL). */
+/* Removes the files of the \Deleted messages (of uids, if not NULL);
+   *removed_r set if any went. */
 static int
-store_unlink_deleted(struct imap_session *s, struct imap_seqset *uids, char **error_r)
+store_unlink_deleted(struct imap_session *s, struct imap_seqset *uids, bool *removed_r,
+		     char **error_r)
 {
 	uint32_t count = s->sel.count;
 	uint32_t star = count > 0 ? s->sel.uids[count - 1] : 0;
-	size_t removed = 0;
 	for (uint32_t seq = 1; seq <= count; seq++) {
 		uint32_t uid = s->sel.uids[seq - 1];
 		if (uids != NULL && !imap_seqset_contains(uids, uid, star))
@@ -448,30 +455,18 @@ store_unlink_deleted(struct imap_session *s, struct imap_seqset *uids, char **er
 			index_msg_clear(&m);
 			return -1;
 		}
-		removed += deleted;
+		*removed_r |= deleted;
 		index_msg_clear(&m);
 	}
-	if (removed == 0)
-		return 0;
-	/* The unlinks are durable only once the directory is synced. */
-	char *cur = xasprintf("%s/cur", s->sel.dir);
-	int fd = open(cur, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	free(cur);
-	if (fd < 0 || fsync(fd) < 0) {
-		*error_r = xasprintf("fsync cur/: %s", strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	close(fd);
 	return 0;
 }
 
 int
 imap_store_expunge(struct imap_session *s, struct imap_seqset *uids, bool report,
-		   struct buf *out, char **error_r)
+		   struct buf *out, bool *removed_r, char **error_r)
 {
-	if (store_unlink_deleted(s, uids, error_r) < 0)
+	*removed_r = false;
+	if (store_unlink_deleted(s, uids, removed_r, error_r) < 0)
 		return -1;
 	return imap_sync(s, report, out, error_r);
 }
@@ -499,7 +494,10 @@ imap_cmd_expunge(struct imap_session *s, const struct imap_arg *args, size_t arg
 	}
 	struct buf out = BUF_INIT;
 	char *error = NULL;
-	if (imap_store_expunge(s, set, true, &out, &error) < 0) {
+	bool removed;
+	int r = imap_store_expunge(s, set, true, &out, &removed, &error);
+	size_t tagged_at = out.len;
+	if (r < 0) {
 		log_err("imap %s: user=%s expunge failed: %s", s->id, s->address,
 			error != NULL ? error : "?");
 		free(error);
@@ -508,7 +506,6 @@ imap_cmd_expunge(struct imap_session *s, const struct imap_arg *args, size_t arg
 		buf_appendf(&out, "%s OK %sEXPUNGE completed\r\n", s->tag, uid_cmd ? "UID " : "");
 	}
 	imap_seqset_free(&set);
-	conn_write(s->conn, out.data, out.len);
-	buf_free(&out);
+	imap_reply_durable(s, removed ? s->sel.dir : NULL, &out, tagged_at);
 	return 0;
 }

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <malloc.h>
 #include <sys/resource.h>
 #include <pwd.h>
 #include <signal.h>
@@ -248,6 +249,39 @@ server_remove_pid(struct server_runtime *rt)
 	rt->pid_path = NULL;
 }
 
+/*
+ * Why trim by hand: a SELECT builds and frees tens of KiB (the sync's file
+ * lists, SQLite's page cache) between allocations that live on (sessions,
+ * connections), so the freed pages sit in the middle of the heap, where
+ * glibc's automatic trimming (only the heap's top) never reaches them.
+ * With thousands of sessions asleep in IDLE that is most of the server's
+ * memory. malloc_trim releases every free page; its cost grows with the
+ * heap, so it runs on a timer, at most once a second.
+ */
+#define SERVER_TRIM_DELAY_MS 1000
+
+static void
+server_on_trim(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	malloc_trim(0);
+}
+
+void
+server_trim_soon(struct server *srv)
+{
+	if (srv->ev_trim == NULL &&
+	    (srv->ev_trim = evtimer_new(srv->base, server_on_trim, srv)) == NULL)
+		abort();
+	if (evtimer_pending(srv->ev_trim, NULL))
+		return;
+	struct timeval tv = { .tv_sec = SERVER_TRIM_DELAY_MS / 1000,
+			      .tv_usec = (SERVER_TRIM_DELAY_MS % 1000) * 1000 };
+	evtimer_add(srv->ev_trim, &tv);
+}
+
 static void
 server_cleanup(struct server_runtime *rt)
 {
@@ -270,6 +304,8 @@ server_cleanup(struct server_runtime *rt)
 	config_free(&rt->srv.cfg);
 	if (rt->ev_drain != NULL)
 		event_free(rt->ev_drain);
+	if (rt->srv.ev_trim != NULL)
+		event_free(rt->srv.ev_trim);
 }
 
 static int

@@ -6,6 +6,7 @@
 
 #include "core/config.h"
 
+struct event;
 struct event_base;
 struct userdb;
 struct aliases;
@@ -31,6 +32,7 @@ struct server {
 	struct authguard *guard; /* failed-login counts, across sessions */
 	struct queue_runner *queue; /* relays and retries what the spool holds */
 	struct workpool *pool;   /* threads for deliveries and password checks */
+	struct event *ev_trim;   /* server_trim_soon's timer, once armed */
 	bool draining; /* SIGTERM: no new sessions, finish the open ones */
 };
 
@@ -56,6 +58,13 @@ bool server_access_allowed(const struct config *cfg, enum proto proto,
  * plaintext_auth_networks (loopback by default) and trusted_networks.
  */
 bool server_plaintext_auth_ok(const struct server *srv, const struct conn *c);
+
+/*
+ * Much was just freed (a session ended, or went to sleep in IDLE): gives
+ * the heap's free pages back to the system a moment later, at most once
+ * a second whatever the number of calls (see server.c).
+ */
+void server_trim_soon(struct server *srv);
 
 /*
  * ternd's life: loads the config, opens users, aliases and store, binds

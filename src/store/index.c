@@ -690,11 +690,10 @@ index_set_info(struct index *ix, const char *mailbox, const char *dir,
 	char *from = xasprintf("%s/%s", cur, name);
 	char *to = xasprintf("%s/%s", cur, newname);
 	int ret = 0;
-	/* rename() is atomic: another reader sees the old or the new name,
-	 * and the directory fsync makes the new flags survive a crash before
-	 * the row says so. */
-	if (strcmp(name, newname) != 0 &&
-	    (rename(from, to) < 0 || fsync_dir(cur) < 0)) {
+	/* rename() is atomic: another reader sees the old or the new name.
+	 * Should a crash undo it, the next sync finds the old name and the
+	 * row follows the file. */
+	if (strcmp(name, newname) != 0 && rename(from, to) < 0) {
 		*error_r = xasprintf("rename %s: %s", from, strerror(errno));
 		ret = -1;
 	}

@@ -127,8 +127,9 @@ void index_read_end(struct index *ix);
  * Replaces the system flags of a message (letters from "DFRST", any
  * order; others are refused): renames its file's ":2," part (letters
  * sorted, as Maildir wants; lowercase keyword letters of other tools
- * kept), fsyncs cur/, then updates the row with a new modseq. -1 if the
- * file is gone (the caller should sync).
+ * kept), then updates the row with a new modseq. -1 if the file is gone
+ * (the caller should sync). The rename is not durable yet: the caller
+ * fsyncs cur/ once, after all of a command's changes, before it says OK.
  */
 int index_set_flags(struct index *ix, const char *mailbox, const char *dir,
 		    uint32_t uid, const char *flags, char **error_r);

@@ -47,6 +47,7 @@ struct index_sync_ctx {
 	bool rebuilding;          /* no mailbox row: trust ",U=" in names */
 	uint64_t highestmodseq;
 	uint64_t modseq;          /* 0 until something changes */
+	bool renamed;             /* a file got a new name: cur/ needs an fsync */
 	bool moved_from_new;
 	struct index_kwmap kwmap; /* read when a row is written */
 	bool kwmap_loaded;
@@ -460,9 +461,10 @@ index_file_place(struct index_sync_ctx *c, struct index_file *f,
 		ret = errno == ENOENT ? 1 : -1;
 		if (ret < 0)
 			*error_r = xasprintf("rename %s: %s", from, strerror(errno));
+	} else if (strcmp(from, to) != 0) {
+		c->renamed = true;
+		c->moved_from_new |= f->sub[0] == 'n';
 	}
-	if (f->sub[0] == 'n')
-		c->moved_from_new = true;
 	free(from);
 	free(to);
 	if (ret != 0)
@@ -575,8 +577,8 @@ index_sync_run(struct index_sync_ctx *c, char **error_r)
 		index_delivered_match(&c->delivered, c->files[i].name,
 				      c->files[i].uid);
 	}
-	if (r == 0 && c->nfiles > 0 && (fsync_dir(cur) < 0 ||
-			      (c->moved_from_new && fsync_dir(new) < 0))) {
+	if (r == 0 && c->renamed && (fsync_dir(cur) < 0 ||
+				     (c->moved_from_new && fsync_dir(new) < 0))) {
 		*error_r = xasprintf("fsync %s: %s", c->dir, strerror(errno));
 		r = -1;
 	}

@@ -82,11 +82,13 @@ class Tern:
     """One ternd with its own directory, config and ports."""
 
     def __init__(self, base_dir, users=None, aliases=ALIASES, tls=False,
-                 submission=False, **settings):
+                 submission=False, cmd_prefix=None, **settings):
         """tls=True makes a self-signed certificate for HOSTNAME and 127.0.0.1
         (tls_cert, tls_key); submission=True adds listen.submission and
         listen.submissions on two more ports (submission_port,
-        submissions_port)."""
+        submissions_port); cmd_prefix (a list, e.g. ["strace", ...]) runs
+        ternd under that program."""
+        self.cmd_prefix = list(cmd_prefix or [])
         self.dir = Path(base_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.conf = self.dir / "tern.conf"
@@ -164,7 +166,8 @@ class Tern:
     def start(self, wait=True):
         assert self.proc is None or self.proc.poll() is not None
         self.logfile = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([ternd_bin(), "-c", str(self.conf)],
+        self.proc = subprocess.Popen([*self.cmd_prefix, ternd_bin(),
+                                      "-c", str(self.conf)],
                                      stdin=subprocess.DEVNULL,
                                      stdout=self.logfile, stderr=self.logfile)
         if wait:
