@@ -299,10 +299,11 @@ append_done(struct imap_session *s, void *arg)
 			error != NULL ? error : "?");
 		free(error);
 	}
+	size_t tagged_at = out.len;
 	buf_appendf(&out, "%s OK [APPENDUID %u %u] APPEND completed\r\n", s->tag, validity,
 		    uid);
-	conn_write(s->conn, out.data, out.len);
-	buf_free(&out);
+	/* The rename into cur/ is durable before the OK (index_append). */
+	imap_reply_durable(s, job->dir, NULL, &out, tagged_at);
 	append_job_free(job);
 }
 

@@ -299,40 +299,45 @@ copy_cmd(struct imap_session *s, const struct imap_arg *args, size_t argc, bool 
 	imap_seqset_free(&set);
 	struct buf out = BUF_INIT;
 	size_t tagged_at = 0;
-	const char *unlinked_in = NULL; /* MOVE: the sources' folder */
+	/* Made durable before the OK: the target's new names, and MOVE's
+	   unlinks in the selected mailbox. */
+	const char *placed_in = NULL, *unlinked_in = NULL;
 	char *error = NULL;
 	if (job.count == 0) {
 		/* No COPYUID: its uid-set (RFC 4315 §4) cannot be empty. */
 		buf_appendf(&out, "%s OK %s completed, nothing to do\r\n", s->tag, job.what);
-	} else if (copy_run(s, &job) < 0) {
-		;
-	} else if (move) {
-		/* RFC 6851 §4.3: COPYUID in an untagged OK, then the EXPUNGEs. */
-		buf_appends(&out, "* OK ");
-		copy_copyuid(&out, &job);
-		buf_appends(&out, " Moved\r\n");
-		int r = copy_remove_sources(s, &job, &out, &error);
-		tagged_at = out.len;
-		unlinked_in = s->sel.dir;
-		if (r < 0) {
-			log_err("imap %s: user=%s move: removing sources failed: %s", s->id,
-				s->address, error != NULL ? error : "?");
-			buf_appendf(&out, "%s NO [SERVERBUG] Copied, but some sources remain\r\n",
-				    s->tag);
+	} else if (copy_run(s, &job) == 0) {
+		placed_in = job.dir;
+		if (move) {
+			/* RFC 6851 §4.3: COPYUID in an untagged OK, then the EXPUNGEs. */
+			buf_appends(&out, "* OK ");
+			copy_copyuid(&out, &job);
+			buf_appends(&out, " Moved\r\n");
+			int r = copy_remove_sources(s, &job, &out, &error);
+			tagged_at = out.len;
+			unlinked_in = s->sel.dir;
+			if (r < 0) {
+				log_err("imap %s: user=%s move: removing sources failed: %s",
+					s->id, s->address, error != NULL ? error : "?");
+				buf_appendf(&out, "%s NO [SERVERBUG] Copied, but some sources"
+					    " remain\r\n", s->tag);
+			} else {
+				buf_appendf(&out, "%s OK %s completed\r\n", s->tag, job.what);
+			}
 		} else {
-			buf_appendf(&out, "%s OK %s completed\r\n", s->tag, job.what);
+			/* A copy into the selected mailbox is announced at once. */
+			if (strcmp(job.target, s->sel.name) == 0 &&
+			    imap_sync(s, true, &out, &error) < 0)
+				log_err("imap %s: user=%s sync after copy failed: %s", s->id,
+					s->address, error != NULL ? error : "?");
+			tagged_at = out.len;
+			buf_appendf(&out, "%s OK ", s->tag);
+			copy_copyuid(&out, &job);
+			buf_appendf(&out, " %s completed\r\n", job.what);
 		}
-	} else {
-		/* A copy into the selected mailbox is announced at once. */
-		if (strcmp(job.target, s->sel.name) == 0 && imap_sync(s, true, &out, &error) < 0)
-			log_err("imap %s: user=%s sync after copy failed: %s", s->id, s->address,
-				error != NULL ? error : "?");
-		buf_appendf(&out, "%s OK ", s->tag);
-		copy_copyuid(&out, &job);
-		buf_appendf(&out, " %s completed\r\n", job.what);
 	}
 	free(error);
-	imap_reply_durable(s, unlinked_in, &out, tagged_at);
+	imap_reply_durable(s, placed_in, unlinked_in, &out, tagged_at);
 	copy_job_free(&job);
 	return 0;
 }

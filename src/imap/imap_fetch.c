@@ -494,7 +494,7 @@ fetch_finish(struct imap_session *s)
 			    s->tag);
 	else
 		buf_appendf(&out, "%s OK %s completed\r\n", s->tag, what);
-	imap_reply_durable(s, run->seen_set ? s->sel.dir : NULL, &out, 0);
+	imap_reply_durable(s, run->seen_set ? s->sel.dir : NULL, NULL, &out, 0);
 	imap_fetch_free(s);
 }
 

@@ -79,11 +79,12 @@ imap_job_orphan(struct imap_session *s)
 	s->job = NULL;
 }
 
-/* ---- the common job: the answer once cur/ is durable ---- */
+/* ---- the common job: the answer once cur/ (one or two) is durable ---- */
 
 struct imap_reply_job {
-	char *cur;
-	int error; /* errno of a failed fsync, else 0 */
+	char *cur[2];   /* cur[1] may be NULL */
+	int error;      /* errno of a failed fsync, else 0 */
+	const char *failed; /* the directory it failed on */
 	struct buf out;
 	size_t tagged_at;
 };
@@ -92,8 +93,12 @@ static void
 imap_reply_job_work(void *arg)
 {
 	struct imap_reply_job *rj = arg;
-	if (fsync_dir(rj->cur) < 0)
-		rj->error = errno;
+	for (size_t i = 0; i < 2 && rj->cur[i] != NULL && rj->error == 0; i++) {
+		if (fsync_dir(rj->cur[i]) < 0) {
+			rj->error = errno;
+			rj->failed = rj->cur[i];
+		}
+	}
 }
 
 static void
@@ -103,28 +108,35 @@ imap_reply_job_done(struct imap_session *s, void *arg)
 	if (s != NULL && rj->error == 0) {
 		conn_write(s->conn, rj->out.data, rj->out.len);
 	} else if (s != NULL) {
-		log_err("imap %s: user=%s fsync %s: %s", s->id, s->address, rj->cur,
+		log_err("imap %s: user=%s fsync %s: %s", s->id, s->address, rj->failed,
 			strerror(rj->error));
 		conn_write(s->conn, rj->out.data, rj->tagged_at);
 		conn_printf(s->conn, "%s NO [SERVERBUG] Changes may not be saved, try again\r\n",
 			    s->tag);
 	}
 	buf_free(&rj->out);
-	free(rj->cur);
+	free(rj->cur[0]);
+	free(rj->cur[1]);
 	free(rj);
 }
 
 void
-imap_reply_durable(struct imap_session *s, const char *dir, struct buf *out,
-		   size_t tagged_at)
+imap_reply_durable(struct imap_session *s, const char *dir, const char *also,
+		   struct buf *out, size_t tagged_at)
 {
-	if (dir == NULL) {
+	if (dir == NULL && also == NULL) {
 		conn_write(s->conn, out->data, out->len);
 		buf_free(out);
 		return;
 	}
 	struct imap_reply_job *rj = xcalloc(1, sizeof(*rj));
-	rj->cur = xasprintf("%s/cur", dir);
+	if (dir == NULL) {
+		dir = also;
+		also = NULL;
+	}
+	rj->cur[0] = xasprintf("%s/cur", dir);
+	if (also != NULL && strcmp(also, dir) != 0)
+		rj->cur[1] = xasprintf("%s/cur", also);
 	rj->out = *out;
 	rj->tagged_at = tagged_at;
 	*out = (struct buf)BUF_INIT;

@@ -163,13 +163,14 @@ void imap_job_start(struct imap_session *s, imap_job_fn *work, imap_job_done_fn 
 /* Session end: a job under way finishes without it. */
 void imap_job_orphan(struct imap_session *s);
 /*
- * Sends out (taking it) once dir/cur/ is fsynced, so that the renames and
- * unlinks of the command are durable before its tagged OK, which starts
- * at out->data + tagged_at; if the fsync fails, NO replaces that line.
- * dir NULL: nothing to make durable, out goes at once.
+ * Sends out (taking it) once dir/cur/ and also/cur/ are fsynced, so that
+ * the renames and unlinks of the command are durable before its tagged
+ * OK, which starts at out->data + tagged_at; if an fsync fails, NO
+ * replaces that line. Either Maildir may be NULL; both NULL: nothing to
+ * make durable, out goes at once.
  */
-void imap_reply_durable(struct imap_session *s, const char *dir, struct buf *out,
-			size_t tagged_at);
+void imap_reply_durable(struct imap_session *s, const char *dir, const char *also,
+			struct buf *out, size_t tagged_at);
 
 /* imap_idle.c: IDLE (RFC 2177). */
 imap_cmd_fn imap_cmd_idle;

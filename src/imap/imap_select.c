@@ -229,7 +229,7 @@ imap_cmd_close(struct imap_session *s, const struct imap_arg *args, size_t argc)
 	imap_deselect(s);
 	struct buf out = BUF_INIT;
 	buf_appendf(&out, "%s OK CLOSE completed\r\n", s->tag);
-	imap_reply_durable(s, dir, &out, 0);
+	imap_reply_durable(s, dir, NULL, &out, 0);
 	free(dir);
 	return 0;
 }

@@ -425,7 +425,7 @@ imap_cmd_store(struct imap_session *s, const struct imap_arg *args, size_t argc)
 	else
 		buf_appendf(&out, "%s OK %sSTORE completed\r\n", s->tag,
 			    req.uid_cmd ? "UID " : "");
-	imap_reply_durable(s, changed ? s->sel.dir : NULL, &out, tagged_at);
+	imap_reply_durable(s, changed ? s->sel.dir : NULL, NULL, &out, tagged_at);
 	return 0;
 }
 
@@ -506,6 +506,6 @@ imap_cmd_expunge(struct imap_session *s, const struct imap_arg *args, size_t arg
 		buf_appendf(&out, "%s OK %sEXPUNGE completed\r\n", s->tag, uid_cmd ? "UID " : "");
 	}
 	imap_seqset_free(&set);
-	imap_reply_durable(s, removed ? s->sel.dir : NULL, &out, tagged_at);
+	imap_reply_durable(s, removed ? s->sel.dir : NULL, NULL, &out, tagged_at);
 	return 0;
 }

@@ -239,9 +239,11 @@ int index_cache_set(struct index *ix, const char *mailbox, uint32_t uid,
  * message's INTERNALDATE (store_unique_name). In order, under the lock:
  * the mailbox is synced first if the index does not know it yet; the
  * tern-uidlist floor is raised past the new UIDs and made durable; each
- * file is renamed to dir/cur/<base>,U=<uid>:2,<info>; cur/ is fsynced;
- * the rows are inserted and committed. uids_r[i] (count of them, room
- * given by the caller) is the UID of names[i]: consecutive, ascending.
+ * file is renamed to dir/cur/<base>,U=<uid>:2,<info>; the rows are
+ * inserted and committed. The renames are durable only once the caller
+ * has fsynced dir/cur/, which it must do before it reports success.
+ * uids_r[i] (count of them, room given by the caller) is the UID of
+ * names[i]: consecutive, ascending.
  *
  * On failure nothing was added (RFC 3501 §6.4.7 asks the destination to
  * be left as it was): every file, placed or still in tmp/, is removed.

@@ -137,7 +137,12 @@ index_append_rows(struct index *ix, const char *mailbox, const char *dir,
 	return rc == SQLITE_DONE ? 0 : index_db_error(ix, "update", error_r);
 }
 
-/* Renames each file into cur/ with its UID; *placed_r[i] NULL if not. */
+/*
+ * Renames each file into cur/ with its UID; *placed_r[i] NULL if not.
+ * The renames are not durable yet: the caller fsyncs cur/ before it tells
+ * the client (a crash before that leaves the file in tmp/, and the next
+ * sync drops a row committed meanwhile).
+ */
 static int
 index_append_place(const char *dir, const char *const *names, size_t count,
 		   uint32_t first, char **placed, char **error_r)
@@ -158,14 +163,7 @@ index_append_place(const char *dir, const char *const *names, size_t count,
 		if (r < 0)
 			return -1;
 	}
-	/* The new names are durable before the index commits them, so that
-	 * the index never promises a message the Maildir lost. */
-	char *cur = xasprintf("%s/cur", dir);
-	int r = fsync_dir(cur);
-	if (r < 0)
-		*error_r = xasprintf("fsync %s: %s", cur, strerror(errno));
-	free(cur);
-	return r;
+	return 0;
 }
 
 /* Removes every file of a failed append, wherever it got to. */

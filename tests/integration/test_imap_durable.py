@@ -7,8 +7,12 @@ What is proved, for a real ternd under `strace -f`, driven over a socket:
   2. EXPUNGE: the unlink of the \\Deleted file, then one fsync of cur/ on a
      worker thread, then the tagged OK;
   3. APPEND: the fsync of the file in tmp/ on a worker thread, then its
-     rename into cur/, then an fsync of cur/, then OK [APPENDUID];
-  4. a STORE that changes nothing does no fsync at all before its OK.
+     rename into cur/, then an fsync of cur/ on a worker thread, then
+     OK [APPENDUID];
+  4. a STORE that changes nothing does no fsync at all before its OK;
+  5. MOVE: the copy's rename into the target's cur/ and the source's
+     unlink, then fsyncs of both cur/ directories on a worker thread,
+     then the tagged OK.
 
 Why strace: durability and the thread a syscall runs on cannot be seen from
 a client (the files look the same whether cur/ was fsynced or not). strace
@@ -153,7 +157,8 @@ def assert_durable_before_ok(events, change, cur, ok):
 
 def assert_append_durable(events, maildir, uid, ok):
     """The message file was fsynced in tmp/ on a worker thread, then renamed
-    into cur/ under its UID, then cur/ was fsynced, then OK was written."""
+    into cur/ under its UID, then cur/ was fsynced on a worker thread, then
+    OK was written."""
     tmp, cur = maildir / "tmp", maildir / "cur"
     tmp_syncs = [e for e in syncs(events)
                  if (fd_path(e) or "").startswith(f"{tmp}/")]
@@ -173,6 +178,7 @@ def assert_append_durable(events, maildir, uid, ok):
     after = [e for e in syncs(events, cur) if e.start > ren.end]
     assert after and after[0].end < ok.start, \
         "no fsync of cur/ between the rename and the OK:\n" + describe(events)
+    assert after[0].pid != ok.pid, "cur/ fsynced on the loop thread"
 
 
 # --- fixtures ------------------------------------------------------------
@@ -305,3 +311,24 @@ def test_store_without_change_does_not_fsync(traced):
     touched = [e for e in events if e.name in SYNCS + RENAMES + UNLINKS]
     assert not touched, "an unchanged STORE touched the disk:\n" + \
         describe(touched)
+
+
+def test_move_fsyncs_both_folders_on_worker_then_ok(traced):
+    tern, s = traced
+    s.cmd("c1", "CREATE Kept")
+    reply = s.cmd("m1", "MOVE 1 Kept")
+    assert any(b"COPYUID" in ln for ln in reply), reply
+    events, ok = s.trace.window("c1", "m1")
+    src_cur = cur_of(tern)
+    dst_cur = tern.maildir(DEMO) / ".Kept" / "cur"
+    into = [e for e in events if e.name in RENAMES
+            and os.path.dirname(strings(e)[1]) == str(dst_cur)]
+    gone = [e for e in events if e.name in UNLINKS
+            and os.path.dirname(strings(e)[0]) == str(src_cur)]
+    assert len(into) == 1 and len(gone) == 1, describe(events)
+    for cur, change in ((dst_cur, into[0]), (src_cur, gone[0])):
+        fs = syncs(events, cur)
+        assert len(fs) == 1, f"want one fsync of {cur}:\n" + describe(events)
+        assert change.end < fs[0].start and fs[0].end < ok.start, \
+            describe([change, fs[0], ok])
+        assert fs[0].pid != ok.pid, f"{cur} fsynced on the loop thread"
