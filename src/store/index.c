@@ -25,6 +25,7 @@ static const char index_schema[] =
 	"DROP TABLE IF EXISTS messages;"
 	"DROP TABLE IF EXISTS mailboxes;"
 	"DROP TABLE IF EXISTS delivered;"
+	"DROP TABLE IF EXISTS cache;"
 	"CREATE TABLE mailboxes("
 	" name TEXT PRIMARY KEY,"
 	" uidvalidity INTEGER NOT NULL,"
@@ -32,7 +33,11 @@ static const char index_schema[] =
 	" highestmodseq INTEGER NOT NULL,"
 	" recentuid INTEGER NOT NULL DEFAULT 1,"
 	" new_mtime INTEGER NOT NULL DEFAULT 0,"
-	" cur_mtime INTEGER NOT NULL DEFAULT 0);"
+	" cur_mtime INTEGER NOT NULL DEFAULT 0,"
+	/* Its rows in messages: kept by the triggers below and recounted by
+	   every full sync, so that the commands that need the count (each
+	   sync check, STATUS) do not step through every row for it. */
+	" messages INTEGER NOT NULL DEFAULT 0);"
 	"CREATE TABLE messages("
 	" mailbox TEXT NOT NULL,"
 	" uid INTEGER NOT NULL,"
@@ -42,9 +47,24 @@ static const char index_schema[] =
 	" internaldate INTEGER NOT NULL,"
 	" size_crlf INTEGER NOT NULL,"
 	" modseq INTEGER NOT NULL,"
-	" envelope TEXT NULL,"
-	" bodystructure TEXT NULL,"
 	" PRIMARY KEY(mailbox, uid)) WITHOUT ROWID;"
+	/* ENVELOPE and BODYSTRUCTURE (index_cache.c), apart from messages:
+	   their kilobyte a message would make every scan of the rows (a
+	   sync, a count, SEARCH by flags) read many times the pages. A
+	   message's texts go with its row, whichever code removes it, and a
+	   new row never finds an old text. */
+	"CREATE TABLE cache("
+	" mailbox TEXT NOT NULL,"
+	" uid INTEGER NOT NULL,"
+	" envelope TEXT NOT NULL,"
+	" bodystructure TEXT NOT NULL,"
+	" PRIMARY KEY(mailbox, uid)) WITHOUT ROWID;"
+	"CREATE TRIGGER messages_gone AFTER DELETE ON messages BEGIN"
+	" DELETE FROM cache WHERE mailbox = old.mailbox AND uid = old.uid;"
+	" UPDATE mailboxes SET messages = messages - 1 WHERE name = old.mailbox; END;"
+	"CREATE TRIGGER messages_new AFTER INSERT ON messages BEGIN"
+	" DELETE FROM cache WHERE mailbox = new.mailbox AND uid = new.uid;"
+	" UPDATE mailboxes SET messages = messages + 1 WHERE name = new.mailbox; END;"
 	/* Described at delivery, not yet seen by index_sync (index_deliver.c);
 	   name is the Maildir unique name, up to its first ',' or ':'. */
 	"CREATE TABLE delivered("
@@ -59,7 +79,7 @@ static const char index_schema[] =
  * migration: an older database is emptied and rebuilt from the Maildir
  * (UIDs and UIDVALIDITY come back from the file names and tern-uidlist).
  */
-#define INDEX_SCHEMA_VERSION 4
+#define INDEX_SCHEMA_VERSION 5
 
 static int
 index_schema_version(sqlite3 *db)
@@ -746,16 +766,15 @@ int
 index_count(struct index *ix, const char *mailbox, uint32_t *count_r,
 	    char **error_r)
 {
-	sqlite3_stmt *st = index_prepare(ix, "SELECT count(*) FROM messages"
-					 " WHERE mailbox = ?", error_r);
+	sqlite3_stmt *st = index_prepare(ix, "SELECT messages FROM mailboxes"
+					 " WHERE name = ?", error_r);
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, mailbox, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*count_r = (uint32_t)sqlite3_column_int64(st, 0);
+	*count_r = rc == SQLITE_ROW ? (uint32_t)sqlite3_column_int64(st, 0) : 0;
 	index_finish(ix, st);
-	return rc == SQLITE_ROW ? 0 : index_db_error(ix, "count", error_r);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : index_db_error(ix, "count", error_r);
 }
 
 int

@@ -216,8 +216,8 @@ int index_set_flags_keywords(struct index *ix, const char *mailbox,
 
 /*
  * The cached IMAP ENVELOPE and BODYSTRUCTURE of a message (index_cache.c),
- * the exact texts of mime_imap_describe, kept in its row until it is
- * expunged. *envelope_r and *bodystructure_r are both NULL (nothing
+ * the exact texts of mime_imap_describe, kept in the table "cache"
+ * until the message's row goes. *envelope_r and *bodystructure_r are both NULL (nothing
  * cached yet, or no such message) or both set (free them).
  */
 int index_cache_get(struct index *ix, const char *mailbox, uint32_t uid,

@@ -31,7 +31,7 @@ index_cache_get(struct index *ix, const char *mailbox, uint32_t uid,
 	*envelope_r = NULL;
 	*bodystructure_r = NULL;
 	sqlite3_stmt *st = index_prepare(ix, "SELECT envelope, bodystructure"
-		" FROM messages WHERE mailbox = ? AND uid = ?", error_r);
+		" FROM cache WHERE mailbox = ? AND uid = ?", error_r);
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, mailbox, -1, SQLITE_STATIC);
@@ -58,8 +58,10 @@ int
 index_cache_set(struct index *ix, const char *mailbox, uint32_t uid,
 		const char *envelope, const char *bodystructure, char **error_r)
 {
-	sqlite3_stmt *st = index_prepare(ix, "UPDATE messages SET envelope = ?,"
-		" bodystructure = ? WHERE mailbox = ? AND uid = ?", error_r);
+	/* Only for a message the index has (a row a client may see). */
+	sqlite3_stmt *st = index_prepare(ix, "INSERT OR REPLACE INTO cache(envelope,"
+		" bodystructure, mailbox, uid) SELECT ?1, ?2, ?3, ?4 WHERE EXISTS"
+		" (SELECT 1 FROM messages WHERE mailbox = ?3 AND uid = ?4)", error_r);
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, envelope, -1, SQLITE_STATIC);

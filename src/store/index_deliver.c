@@ -2,8 +2,8 @@
  * ENVELOPE and BODYSTRUCTURE computed at delivery (see index_private.h),
  * so that a FETCH of them never parses the message: the delivery thread
  * describes the file it has just written (still in the page cache) and
- * leaves the texts in the table "delivered"; the loop's index_sync takes
- * them into the message's row when it gives the file its UID.
+ * leaves the texts in the table "delivered"; the loop's index_sync moves
+ * them into the table "cache" when it gives the file its UID.
  *
  * All of this is a cache: a row lost (a failed insert, a crash, a
  * rebuilt index) only means that the first FETCH computes the texts, as
@@ -289,10 +289,9 @@ index_delivered_take(struct index *ix, const char *mailbox,
 		if (d->uids[i] == 0)
 			continue;
 		/* A text the first FETCH already cached is the same one. */
-		sqlite3_stmt *st = index_prepare(ix, "UPDATE messages SET"
-			" (envelope, bodystructure) = (SELECT envelope, bodystructure"
-			" FROM delivered WHERE mailbox = ?1 AND name = ?2)"
-			" WHERE mailbox = ?1 AND uid = ?3 AND envelope IS NULL",
+		sqlite3_stmt *st = index_prepare(ix, "INSERT OR IGNORE INTO cache"
+			"(mailbox, uid, envelope, bodystructure) SELECT ?1, ?3, envelope,"
+			" bodystructure FROM delivered WHERE mailbox = ?1 AND name = ?2",
 			error_r);
 		if (st == NULL)
 			return -1;

@@ -300,22 +300,26 @@ static int
 index_classify(struct index_sync_ctx *c, char **error_r)
 {
 	uint32_t prev = 0;
+	bool reassigned = false;
 	for (size_t i = 0; i < c->nfiles; i++) {
 		struct index_file *f = &c->files[i];
 		if (f->uid == 0)
 			break;
 		uint32_t uid = f->uid;
 		struct index_row *row = index_row_find(c, uid);
-		if (uid == prev || (row == NULL && !c->rebuilding))
+		if (uid == prev || (row == NULL && !c->rebuilding)) {
 			f->uid = 0;
-		else if (row != NULL)
+			reassigned = true;
+		} else if (row != NULL) {
 			row->seen = true;
-		else if (uid >= c->uidnext)
+		} else if (uid >= c->uidnext) {
 			c->uidnext = uid + 1;
+		}
 		prev = uid;
 	}
-	/* Reassigned files join the new ones, in arrival order. */
-	if (c->nfiles > 0) /* qsort with NULL is undefined even for 0 items */
+	/* Reassigned files join the new ones, in arrival order (the new ones
+	   are last already, sorted so by the caller). */
+	if (reassigned)
 		qsort(c->files, c->nfiles, sizeof(*c->files), index_file_cmp);
 	for (size_t i = 0; i < c->nfiles; i++) {
 		if (c->files[i].uid != 0)
@@ -528,10 +532,12 @@ index_mailbox_store(struct index_sync_ctx *c, char **error_r)
 {
 	/* An upsert, not REPLACE: the row's other columns (recentuid) stay. */
 	sqlite3_stmt *st = index_prepare(c->ix, "INSERT INTO"
-		" mailboxes(name, uidvalidity, uidnext, highestmodseq)"
-		" VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET"
+		" mailboxes(name, uidvalidity, uidnext, highestmodseq, messages)"
+		" VALUES (?1, ?2, ?3, ?4, (SELECT count(*) FROM messages"
+		" WHERE mailbox = ?1)) ON CONFLICT(name) DO UPDATE SET"
 		" uidvalidity = excluded.uidvalidity, uidnext = excluded.uidnext,"
-		" highestmodseq = excluded.highestmodseq", error_r);
+		" highestmodseq = excluded.highestmodseq, messages = excluded.messages",
+		error_r);
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, c->mailbox, -1, SQLITE_STATIC);

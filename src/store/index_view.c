@@ -18,8 +18,7 @@ index_mailbox_state(struct index *ix, const char *mailbox,
 {
 	memset(r, 0, sizeof(*r));
 	sqlite3_stmt *st = index_prepare(ix, "SELECT uidvalidity, uidnext,"
-		" highestmodseq, recentuid,"
-		" (SELECT count(*) FROM messages WHERE mailbox = name)"
+		" highestmodseq, recentuid, messages"
 		" FROM mailboxes WHERE name = ?", error_r);
 	if (st == NULL)
 		return -1;

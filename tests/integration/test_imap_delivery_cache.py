@@ -1,7 +1,7 @@
 """ENVELOPE and BODYSTRUCTURE computed at delivery (RFC 3501 §7.4.2): a
 message received over SMTP is described by the delivery itself and kept in
-the user's index, so that SELECT gives it to the message's row and a FETCH
-of them never parses the file."""
+the user's index, so that SELECT files it with the message's UID and a
+FETCH of them never parses the file."""
 
 import imaplib
 import poplib
@@ -93,9 +93,10 @@ def test_described_at_delivery(imap):
     m = login(port)
     typ, data = m.select("INBOX")
     assert typ == "OK" and data == [b"1"]
-    # SELECT gave the message its UID and its row the texts, before any
-    # FETCH; the delivered row is gone.
-    assert query(tern, "SELECT uid, envelope, bodystructure FROM messages") == [
+    # SELECT gave the message its UID and its texts, before any FETCH;
+    # the delivered row is gone.
+    assert query(tern, "SELECT uid, envelope, bodystructure FROM messages"
+                 " LEFT JOIN cache USING (mailbox, uid)") == [
         (1, ENVELOPE.decode(), BODYSTRUCTURE.decode())]
     assert query(tern, "SELECT count(*) FROM delivered") == [(0,)]
 
@@ -132,7 +133,8 @@ def test_pop3_deleted_leaves_no_row(imap):
     assert typ == "OK" and data == [b"1"]
     assert query(tern, "SELECT count(*) FROM delivered") == [(0,)]
     kept = ENVELOPE.replace(b'"multi"', b'"kept"')
-    assert query(tern, "SELECT uid, envelope FROM messages") == [
+    assert query(tern, "SELECT uid, envelope FROM messages"
+                 " LEFT JOIN cache USING (mailbox, uid)") == [
         (1, kept.decode())]
     typ, data = m.fetch("1", "(ENVELOPE)")
     assert data == [b"1 (ENVELOPE " + kept + b")"]
@@ -148,12 +150,14 @@ def test_append_and_copy_described(imap):
     assert typ == "OK"
     uid = int(data[0].split(b"APPENDUID ")[1].split()[1].rstrip(b"]"))
     rows = query(tern, "SELECT uid, envelope, bodystructure FROM messages"
+                       " LEFT JOIN cache USING (mailbox, uid)"
                        " WHERE mailbox = 'INBOX'")
     assert rows == [(uid, ENVELOPE.decode(), BODYSTRUCTURE.decode())]
     m.select("INBOX")
     typ, _ = m.uid("COPY", str(uid), "Archive")
     assert typ == "OK"
     rows = query(tern, "SELECT uid, envelope, bodystructure FROM messages"
+                       " LEFT JOIN cache USING (mailbox, uid)"
                        " WHERE mailbox = 'Archive'")
     assert len(rows) == 1
     copied = rows[0][0]
@@ -163,4 +167,9 @@ def test_append_and_copy_described(imap):
     assert typ == "OK"
     assert data[0] == (b"1 (UID %d ENVELOPE " % copied + ENVELOPE
                        + b" BODYSTRUCTURE " + BODYSTRUCTURE + b")")
+    # The texts go with the message.
+    m.uid("STORE", str(copied), "+FLAGS.SILENT", "(\\Deleted)")
+    typ, _ = m.expunge()
+    assert typ == "OK"
+    assert query(tern, "SELECT mailbox, uid FROM cache") == [("INBOX", uid)]
     m.logout()

@@ -186,6 +186,7 @@ def index_row(tern):
     db = sqlite3.connect(tern.maildir(DEMO) / "tern-index.sqlite")
     try:
         return db.execute("SELECT envelope, bodystructure FROM messages"
+                          " LEFT JOIN cache USING (mailbox, uid)"
                           " WHERE mailbox = 'INBOX'").fetchall()
     finally:
         db.close()
