@@ -187,6 +187,9 @@ index_free(struct index *ix)
 	for (size_t i = 0; i < ix->nstmts; i++)
 		sqlite3_finalize(ix->stmts[i].st);
 	sqlite3_close(ix->db);
+	for (size_t i = 0; i < ix->nfloors; i++)
+		free(ix->floors[i].mailbox);
+	free(ix->floors);
 	free(ix->user_dir);
 	free(ix);
 }

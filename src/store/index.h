@@ -103,6 +103,10 @@ void index_sync_result_free(struct index_sync_result *r);
 int index_rebuild(struct index *ix, const char *mailbox, const char *dir,
 		  struct index_sync_result *r, char **error_r);
 
+/* How far past the UIDs in use tern-uidlist's floor is raised when it must
+   move (index_sync.c says why); a lost index resumes from the floor. */
+#define INDEX_UID_RESERVE 64
+
 /* Lookups after a sync. seq counts from 1 in ascending UID order. */
 int index_count(struct index *ix, const char *mailbox, uint32_t *count_r,
 		char **error_r);

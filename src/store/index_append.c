@@ -15,13 +15,14 @@
 #include "core/util.h"
 
 /*
- * The mailbox's UIDVALIDITY and next UID inside the transaction: 0, 1
- * when the index does not know the mailbox or disagrees with its
- * tern-uidlist (a sync must settle that first), -1 on error.
+ * The mailbox's UIDVALIDITY, next UID and tern-uidlist floor inside the
+ * transaction: 0, 1 when the index does not know the mailbox or disagrees
+ * with its tern-uidlist (a sync must settle that first), -1 on error.
  */
 static int
 index_append_load(struct index *ix, const char *mailbox, const char *dir,
-		  uint32_t *validity_r, uint32_t *next_r, char **error_r)
+		  uint32_t *validity_r, uint32_t *next_r, uint32_t *floor_r,
+		  char **error_r)
 {
 	uint32_t fv = 0, fn = 0;
 	int r = index_uidlist_read(dir, &fv, &fn, error_r);
@@ -44,20 +45,22 @@ index_append_load(struct index *ix, const char *mailbox, const char *dir,
 	if (rc == SQLITE_DONE || r == 1 || dv != fv)
 		return 1;
 	*validity_r = dv;
-	/* The floor wins if it is ahead: UIDs below it may have been seen. */
-	*next_r = dn > fn ? dn : fn;
+	*next_r = index_uid_next(ix, mailbox, dv, dn, fn);
+	*floor_r = fn;
 	return 0;
 }
 
 /* BEGIN IMMEDIATE with the mailbox known to the index (synced if not). */
 static int
 index_append_begin(struct index *ix, const char *mailbox, const char *dir,
-		   uint32_t *validity_r, uint32_t *next_r, char **error_r)
+		   uint32_t *validity_r, uint32_t *next_r, uint32_t *floor_r,
+		   char **error_r)
 {
 	for (int attempt = 0;; attempt++) {
 		if (index_exec(ix, "BEGIN IMMEDIATE", error_r) < 0)
 			return -1;
-		int r = index_append_load(ix, mailbox, dir, validity_r, next_r, error_r);
+		int r = index_append_load(ix, mailbox, dir, validity_r, next_r, floor_r,
+					  error_r);
 		if (r == 0)
 			return 0;
 		index_rollback(ix);
@@ -192,8 +195,8 @@ index_append(struct index *ix, const char *mailbox, const char *dir,
 	     const char *const *names, size_t count, uint32_t *uidvalidity_r,
 	     uint32_t *uids_r, char **error_r)
 {
-	uint32_t validity = 0, next = 0;
-	if (index_append_begin(ix, mailbox, dir, &validity, &next, error_r) < 0) {
+	uint32_t validity = 0, next = 0, floor = 0;
+	if (index_append_begin(ix, mailbox, dir, &validity, &next, &floor, error_r) < 0) {
 		index_append_undo(dir, names, NULL, count);
 		return -1;
 	}
@@ -214,7 +217,8 @@ index_append(struct index *ix, const char *mailbox, const char *dir,
 	 * the index lost.
 	 */
 	if (r == 0)
-		r = index_uidlist_write(dir, validity, next + (uint32_t)count, error_r);
+		r = index_uid_reserve(ix, mailbox, dir, validity, floor, next + (uint32_t)count,
+				      error_r);
 	if (r == 0)
 		r = index_append_place(dir, names, count, next, placed, error_r);
 	if (r == 0)

@@ -22,6 +22,13 @@ struct index_stmt {
 };
 
 /* Shared by every session of one user in this process (index_open). */
+/* A tern-uidlist floor this handle wrote: next, with the UIDs below used
+   up to the first unused one, used (see index_sync.c). */
+struct index_floor {
+	char *mailbox;
+	uint32_t validity, next, used;
+};
+
 struct index {
 	sqlite3 *db; /* NULL while every session waits in IDLE (index_idle_begin) */
 	char *user_dir;
@@ -31,6 +38,9 @@ struct index {
 	unsigned idle; /* of the refs, sessions waiting in IDLE */
 	struct index_stmt stmts[INDEX_STMT_CACHE];
 	size_t nstmts;
+	/* tern-uidlist floors this handle wrote (index_uid_reserve). */
+	struct index_floor *floors;
+	size_t nfloors;
 	struct index *next;
 };
 
@@ -91,6 +101,18 @@ int index_uidlist_read(const char *dir, uint32_t *validity_r, uint32_t *next_r,
 		       char **error_r);
 int index_uidlist_write(const char *dir, uint32_t validity, uint32_t next,
 			char **error_r);
+/*
+ * UID assignment (a sync's new files, index_append), inside the write
+ * transaction. index_uid_next: the first UID to give, from the index's
+ * uidnext dn and the floor fn that tern-uidlist holds now. Then
+ * index_uid_reserve, before any file carries a UID below need: raises
+ * the floor past need if it is not there yet, and INDEX_UID_RESERVE
+ * further, so that most assignments write nothing (see index_sync.c).
+ */
+uint32_t index_uid_next(struct index *ix, const char *mailbox, uint32_t validity,
+			uint32_t dn, uint32_t fn);
+int index_uid_reserve(struct index *ix, const char *mailbox, const char *dir,
+		      uint32_t validity, uint32_t fn, uint32_t need, char **error_r);
 
 /*
  * ---- ENVELOPE and BODYSTRUCTURE at delivery (index_deliver.c) ----

@@ -226,6 +226,65 @@ index_row_find(struct index_sync_ctx *c, uint32_t uid)
 	return NULL;
 }
 
+/*
+ * Why the floor is reserved ahead: writing tern-uidlist durably costs two
+ * fsyncs, inside the loop, for every APPEND and every sync that finds new
+ * mail. So it is raised INDEX_UID_RESERVE past what is needed, and UIDs
+ * below it are given without a write.
+ *
+ * Which UID comes next then needs care. The index's uidnext is exact as
+ * long as its commits are, but they are not fsynced (a cache): after a
+ * power loss it may lag behind UIDs that clients saw. The floor does not
+ * lag. So the floor is trusted unless it says exactly what this handle
+ * wrote itself (same UIDVALIDITY, same number): then the gap above the
+ * UIDs used when it was written is our own reserve, and uidnext stands
+ * (or that first unused UID, should the assignment have been rolled
+ * back). After a restart, or when anyone else wrote the floor, the next
+ * UID skips to it: at worst the reserve is left unused, never is a UID
+ * given twice.
+ */
+
+static struct index_floor *
+index_floor_find(struct index *ix, const char *mailbox)
+{
+	for (size_t i = 0; i < ix->nfloors; i++) {
+		if (strcmp(ix->floors[i].mailbox, mailbox) == 0)
+			return &ix->floors[i];
+	}
+	return NULL;
+}
+
+uint32_t
+index_uid_next(struct index *ix, const char *mailbox, uint32_t validity, uint32_t dn,
+	       uint32_t fn)
+{
+	const struct index_floor *f = index_floor_find(ix, mailbox);
+	uint32_t floor = f != NULL && f->validity == validity && f->next == fn ? f->used : fn;
+	return dn > floor ? dn : floor;
+}
+
+int
+index_uid_reserve(struct index *ix, const char *mailbox, const char *dir,
+		  uint32_t validity, uint32_t fn, uint32_t need, char **error_r)
+{
+	if (need <= fn)
+		return 0;
+	uint32_t next = need <= UINT32_MAX - INDEX_UID_RESERVE ?
+		need + INDEX_UID_RESERVE : UINT32_MAX;
+	if (index_uidlist_write(dir, validity, next, error_r) < 0)
+		return -1;
+	struct index_floor *f = index_floor_find(ix, mailbox);
+	if (f == NULL) {
+		ix->floors = xrealloc(ix->floors, (ix->nfloors + 1) * sizeof(*ix->floors));
+		f = &ix->floors[ix->nfloors++];
+		f->mailbox = xstrdup(mailbox);
+	}
+	f->validity = validity;
+	f->next = next;
+	f->used = need;
+	return 0;
+}
+
 /* Drops what the index knows of a mailbox (inside a transaction). */
 static int
 index_mailbox_forget(struct index *ix, const char *mailbox, char **error_r)
@@ -283,7 +342,7 @@ index_mailbox_load(struct index_sync_ctx *c, char **error_r)
 	c->rebuilding = rc != SQLITE_ROW || dv != fv;
 	c->uidvalidity = fv;
 	c->floor = r == 1 ? 0 : fn;
-	c->uidnext = c->rebuilding || dn < fn ? fn : dn;
+	c->uidnext = c->rebuilding ? fn : index_uid_next(c->ix, c->mailbox, fv, dn, fn);
 	if (!c->rebuilding)
 		return 0;
 	return index_mailbox_forget(c->ix, c->mailbox, error_r);
@@ -574,8 +633,8 @@ index_sync_run(struct index_sync_ctx *c, char **error_r)
 		*error_r = xasprintf("mkdir %s: %s", cur, strerror(errno));
 		r = -1;
 	}
-	if (r == 0 && c->uidnext != c->floor &&
-	    index_uidlist_write(c->dir, c->uidvalidity, c->uidnext, error_r) < 0)
+	if (r == 0 && index_uid_reserve(c->ix, c->mailbox, c->dir, c->uidvalidity,
+					c->floor, c->uidnext, error_r) < 0)
 		r = -1;
 	for (size_t i = 0; r == 0 && i < c->nfiles; i++) {
 		if (index_file_apply(c, &c->files[i], error_r) < 0)

@@ -94,7 +94,9 @@ test_append_unsynced(void)
 	TEST_ASSERT(exists("cur", "1700000100.M1P9Q1.host,S=4,W=5,U=1:2,FS"));
 	/* Keyword letters of the info part are kept as they are. */
 	TEST_ASSERT(exists("cur", "1700000200.M2P9Q2.host,S=5,W=7,U=2:2,a"));
-	char *want = xasprintf("1 %u 3\n", v), *got = uidlist();
+	/* The floor, raised with its reserve by the sync that made the
+	   mailbox known, already covered UIDs 1 and 2: not rewritten. */
+	char *want = xasprintf("1 %u %u\n", v, 1 + INDEX_UID_RESERVE), *got = uidlist();
 	TEST_ASSERT_STREQ(got, want);
 	free(want);
 	free(got);
@@ -155,11 +157,13 @@ test_two_handles(void)
 	free(db);
 	a = open_ix();
 	TEST_ASSERT(sync_ix(a, &r) == 0);
-	TEST_ASSERT(r.exists == 4 && r.uidnext == 5 && r.uidvalidity == v);
+	/* UIDNEXT resumes from the floor (raised past UID 1 with its reserve). */
+	const uint32_t floor = 2 + INDEX_UID_RESERVE;
+	TEST_ASSERT(r.exists == 4 && r.uidnext == floor && r.uidvalidity == v);
 	index_sync_result_free(&r);
 	put("tmp", "1700000005.M1P2Q3.host", "c\n");
 	const char *nc = "1700000005.M1P2Q3.host";
-	TEST_ASSERT(append(a, &nc, 1, &v, &ua) == 0 && ua == 5);
+	TEST_ASSERT(append(a, &nc, 1, &v, &ua) == 0 && ua == floor);
 	index_close(&a);
 	teardown();
 }
@@ -202,6 +206,45 @@ test_floor_and_failure(void)
 	teardown();
 }
 
+/*
+ * The floor is raised with a reserve, so most appends write nothing and
+ * UIDs stay consecutive; a handle opened afresh (a restart, perhaps after
+ * a crash that lost the index's last commits) resumes from the floor.
+ */
+static void
+test_floor_reserve(void)
+{
+	setup();
+	struct index *ix = open_ix();
+	uint32_t v = 0, uid = 0;
+	const uint32_t n = INDEX_UID_RESERVE + 6;
+	for (uint32_t i = 1; i <= n; i++) {
+		char *name = xasprintf("17000%05u.M1P1Q%u.host", i, i);
+		put("tmp", name, "m\n");
+		const char *names[] = { name };
+		TEST_ASSERT(append(ix, names, 1, &v, &uid) == 0 && uid == i);
+		free(name);
+		char *got = uidlist();
+		/* Rewritten only when UID 1 + INDEX_UID_RESERVE was given. */
+		uint32_t floor = i <= INDEX_UID_RESERVE ? 1 + INDEX_UID_RESERVE :
+			2 + 2 * INDEX_UID_RESERVE;
+		char *want = xasprintf("1 %u %u\n", v, floor);
+		TEST_ASSERT_STREQ(got, want);
+		free(got);
+		free(want);
+	}
+	index_close(&ix);
+	index_close_unused();
+
+	ix = open_ix();
+	put("tmp", "1800000000.M1P1Q1.host", "m\n");
+	const char *next[] = { "1800000000.M1P1Q1.host" };
+	TEST_ASSERT(append(ix, next, 1, &v, &uid) == 0);
+	TEST_ASSERT(uid == 2 + 2 * INDEX_UID_RESERVE);
+	index_close(&ix);
+	teardown();
+}
+
 /* A folder deleted and made again: the new UIDVALIDITY is taken. */
 static void
 test_new_uidvalidity(void)
@@ -239,6 +282,8 @@ main(void)
 	test_run("append into a mailbox never synced", test_append_unsynced);
 	test_run("two handles and a delivery take turns; rebuild", test_two_handles);
 	test_run("uidlist floor wins; a failure adds nothing", test_floor_and_failure);
+	test_run("the floor is reserved ahead; a new handle resumes from it",
+		 test_floor_reserve);
 	test_run("a new UIDVALIDITY is taken", test_new_uidvalidity);
 	return test_done();
 }
