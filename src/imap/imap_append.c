@@ -27,7 +27,6 @@
 #include "imap/imap_private.h"
 #include "io/conn.h"
 #include "io/server.h"
-#include "mime/mime_imap.h"
 #include "store/folders.h"
 #include "store/index.h"
 #include "store/store.h"
@@ -212,9 +211,9 @@ append_parse(struct imap_session *s, const struct imap_arg *args, size_t argc,
 }
 
 /*
- * An APPEND's file: written, fsynced and described (ENVELOPE and
- * BODYSTRUCTURE, as a delivery does, so that a FETCH of them never parses
- * the file) on the work pool, with data still the parser's literal; then
+ * An APPEND's file: written, fsynced and described (ENVELOPE,
+ * BODYSTRUCTURE and the search fields, as a delivery does, so that FETCH
+ * and SEARCH of them never parse the file) on the work pool, with data still the parser's literal; then
  * index_append gives it its UID on the loop.
  */
 struct append_job {
@@ -225,7 +224,8 @@ struct append_job {
 	size_t len;
 	char *name; /* in tmp/, once written */
 	char *error;
-	char *envelope, *bodystructure, *describe_error;
+	struct index_cache_entry desc; /* what FETCH and SEARCH read of it */
+	char *describe_error;
 };
 
 static void
@@ -236,8 +236,7 @@ append_job_free(struct append_job *job)
 	free(job->info);
 	free(job->name);
 	free(job->error);
-	free(job->envelope);
-	free(job->bodystructure);
+	index_cache_entry_clear(&job->desc);
 	free(job->describe_error);
 	free(job);
 }
@@ -249,9 +248,9 @@ append_work(void *arg)
 	if (store_tmp_write(job->store, job->dir, job->date, job->info, job->data, job->len,
 			    &job->name, &job->error) < 0)
 		return;
-	/* A failure only leaves the work to the first FETCH of them. */
-	mime_imap_describe(job->data, job->len, &job->envelope, &job->bodystructure,
-			   &job->describe_error);
+	/* A failure only leaves the work to the first FETCH or SEARCH. */
+	if (index_cache_describe(job->data, job->len, &job->desc, &job->describe_error) < 0)
+		index_cache_entry_clear(&job->desc);
 }
 
 /* Gives the written file its UID and answers, with APPENDUID. */
@@ -279,9 +278,9 @@ append_done(struct imap_session *s, void *arg)
 		return;
 	}
 	char *error = NULL;
-	if (job->envelope == NULL ||
-	    index_cache_set(s->index, job->mailbox, uid, job->envelope, job->bodystructure,
-			    &error) < 0) {
+	job->desc.uid = uid;
+	if (job->desc.envelope == NULL ||
+	    index_cache_set(s->index, job->mailbox, &job->desc, 1, &error) < 0) {
 		log_warn("imap %s: user=%s appended uid %u not described: %s", s->id,
 			 s->address, uid, error != NULL ? error :
 			 job->describe_error != NULL ? job->describe_error : "?");

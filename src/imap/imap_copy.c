@@ -210,20 +210,25 @@ copy_copyuid(struct buf *out, const struct copy_job *job)
 	buf_appends(out, "]");
 }
 
-/* The copies share their sources' cached ENVELOPE and BODYSTRUCTURE. */
+/* The copies share their sources' cached texts (a cache: the first FETCH
+   or SEARCH computes what is missing, so failures are ignored). */
 static void
 copy_cache(struct imap_session *s, const struct copy_job *job)
 {
-	for (size_t i = 0; i < job->count; i++) {
-		char *envelope = NULL, *bodystructure = NULL, *error = NULL;
-		if (index_cache_get(s->index, s->sel.name, job->src_uids[i], &envelope,
-				    &bodystructure, &error) == 0 && envelope != NULL)
-			index_cache_set(s->index, job->target, job->dst_uids[i], envelope,
-					bodystructure, &error);
-		free(error); /* a cache: the first FETCH computes what is missing */
-		free(envelope);
-		free(bodystructure);
+	struct index_cache_entry *e = xcalloc(job->count + 1, sizeof(*e));
+	size_t n = 0;
+	char *error = NULL;
+	for (size_t i = 0; i < job->count && error == NULL; i++) {
+		if (index_cache_get(s->index, s->sel.name, job->src_uids[i], &e[n], &error) == 0 &&
+		    e[n].envelope != NULL)
+			e[n++].uid = job->dst_uids[i];
 	}
+	if (error == NULL)
+		index_cache_set(s->index, job->target, e, n, &error);
+	free(error);
+	for (size_t i = 0; i < n; i++)
+		index_cache_entry_clear(&e[i]);
+	free(e);
 }
 
 /* Makes the copies; 0, or -1 after answering NO. */

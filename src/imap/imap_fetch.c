@@ -261,7 +261,7 @@ struct fetch_msg {
 	uint32_t seq;
 	struct index_msg m;
 	struct buf data;   /* CRLF form, when needed */
-	char *envelope, *bodystructure;
+	struct index_cache_entry cached; /* ENVELOPE, BODYSTRUCTURE when needed */
 	bool seen_set;     /* this FETCH set \Seen */
 };
 
@@ -276,29 +276,29 @@ fetch_write_item(struct buf *out, const struct imap_session *s, const struct fet
 	case F_SIZE:
 		buf_appendf(out, "RFC822.SIZE %llu", (unsigned long long)fm->m.size);
 		break;
-	case F_ENVELOPE: buf_appendf(out, "ENVELOPE %s", fm->envelope); break;
+	case F_ENVELOPE: buf_appendf(out, "ENVELOPE %s", fm->cached.envelope); break;
 	case F_BODYSTRUCTURE:
-		buf_appendf(out, "BODYSTRUCTURE %s", fm->bodystructure);
+		buf_appendf(out, "BODYSTRUCTURE %s", fm->cached.bodystructure);
 		break;
-	case F_BODY: fetch_write_body(out, fm->bodystructure); break;
+	case F_BODY: fetch_write_body(out, fm->cached.bodystructure); break;
 	case F_SECTION: fetch_write_section(out, it, &fm->data); break;
 	}
 }
 
 /*
- * ENVELOPE and BODYSTRUCTURE computed from the file, then cached. A
- * failure to store only costs the next FETCH the same work again, so it
- * is logged, not answered.
+ * ENVELOPE, BODYSTRUCTURE and the search fields computed from the file,
+ * then cached. A failure to store only costs the next FETCH the same work
+ * again, so it is logged, not answered.
  */
 static int
 fetch_describe(struct imap_session *s, struct fetch_msg *fm, char **error_r)
 {
-	if (mime_imap_describe(fm->data.data != NULL ? fm->data.data : "", fm->data.len,
-			       &fm->envelope, &fm->bodystructure, error_r) < 0)
+	fm->cached.uid = fm->m.uid;
+	if (index_cache_describe(fm->data.data != NULL ? fm->data.data : "", fm->data.len,
+				 &fm->cached, error_r) < 0)
 		return -1;
 	char *error = NULL;
-	if (index_cache_set(s->index, s->sel.name, fm->m.uid, fm->envelope,
-			    fm->bodystructure, &error) < 0) {
+	if (index_cache_set(s->index, s->sel.name, &fm->cached, 1, &error) < 0) {
 		log_warn("imap %s: user=%s uid %u not cached: %s", s->id, s->address,
 			 fm->m.uid, error);
 		free(error);
@@ -312,11 +312,10 @@ fetch_load(struct imap_session *s, const struct fetch_req *req, struct fetch_msg
 	   char **error_r)
 {
 	/* The cache first: a FETCH it answers does not open the file. */
-	if (req->need_mime && index_cache_get(s->index, s->sel.name, fm->m.uid,
-					      &fm->envelope, &fm->bodystructure,
-					      error_r) < 0)
+	if (req->need_mime &&
+	    index_cache_get(s->index, s->sel.name, fm->m.uid, &fm->cached, error_r) < 0)
 		return -1;
-	bool describe = req->need_mime && fm->envelope == NULL;
+	bool describe = req->need_mime && fm->cached.envelope == NULL;
 	if (req->need_data || describe) {
 		size_t max = s->srv->cfg->message_size_limit + IMAP_FETCH_ADDED_MAX, len;
 		char *raw = read_file(fm->m.path, max, &len);
@@ -354,8 +353,7 @@ fetch_msg_clear(struct fetch_msg *fm)
 {
 	index_msg_clear(&fm->m);
 	buf_free(&fm->data);
-	free(fm->envelope);
-	free(fm->bodystructure);
+	index_cache_entry_clear(&fm->cached);
 }
 
 /* One "* seq FETCH (...)" response; -1 if the message could not be read,

@@ -5,8 +5,11 @@
  *
  * The program (imap_search_prog.c) is matched against each message of
  * the session's map. The index answers flags, keywords, size, dates and
- * numbers; a message file is read (once) only when a text key or SENT*
- * must decide, and mime/mime_search does the decoding and matching.
+ * numbers, and keeps the folded From, To, Cc, Bcc and Subject of each
+ * message with its ENVELOPE (computed at delivery, APPEND or the first
+ * FETCH or SEARCH that reads the file); a message file is read (once)
+ * only when another text key or SENT* must decide, and mime/mime_search
+ * does the decoding and matching.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -26,6 +29,7 @@
 struct search_load {
 	const struct index_msg *m;
 	char *data;
+	size_t len;
 	struct mime_search *ms;
 	bool gone;     /* the file vanished (expunged meanwhile) */
 	char *error;   /* any other failure */
@@ -35,9 +39,8 @@ static struct mime_search *
 search_load(void *ctx)
 {
 	struct search_load *l = ctx;
-	size_t len;
 	/* The file is the LF form, never larger than the CRLF size the index holds. */
-	l->data = read_file(l->m->path, l->m->size + 1, &len);
+	l->data = read_file(l->m->path, l->m->size + 1, &l->len);
 	if (l->data == NULL) {
 		if (errno == ENOENT)
 			l->gone = true;
@@ -45,13 +48,24 @@ search_load(void *ctx)
 			l->error = xasprintf("reading uid %u: %s", l->m->uid, strerror(errno));
 		return NULL;
 	}
-	l->ms = mime_search_new(l->data, len);
+	l->ms = mime_search_new(l->data, l->len);
 	return l->ms;
 }
 
-/* One message: 1 matches, 0 not (or gone), -1 failure with *error_r. */
+/* Messages described during one SEARCH (their files were read for a
+   header key), for the index to keep. */
+struct search_kept {
+	struct index_cache_entry *e;
+	size_t n;
+};
+
+/*
+ * One message: 1 matches, 0 not (or gone), -1 failure with *error_r.
+ * kept: NULL unless the program has keys on fields the index keeps.
+ */
 static int
-search_one(struct imap_session *s, struct imap_search *prog, uint32_t seq, char **error_r)
+search_one(struct imap_session *s, struct imap_search *prog, uint32_t seq,
+	   struct search_kept *kept, char **error_r)
 {
 	struct index_msg m;
 	int found = 0;
@@ -60,14 +74,34 @@ search_one(struct imap_session *s, struct imap_search *prog, uint32_t seq, char 
 		return -1;
 	if (!found)
 		return 0; /* expunged by another session: it does not match */
+	char *fields = NULL;
+	if (kept != NULL &&
+	    index_cache_fields(s->index, s->sel.name, uid, &fields, error_r) < 0) {
+		index_msg_clear(&m);
+		return -1;
+	}
 	struct search_load load = { .m = &m };
 	struct imap_search_msg sm = {
 		.seq = seq, .uid = uid, .seq_max = count, .uid_max = s->sel.uids[count - 1],
 		.flags = m.flags, .keywords = m.keywords != NULL ? m.keywords : "",
 		.internaldate = m.internaldate, .size = m.size,
-		.recent = imap_msg_recent(s, uid), .load = search_load, .load_ctx = &load,
+		.recent = imap_msg_recent(s, uid), .fields = fields, .load = search_load,
+		.load_ctx = &load,
 	};
 	int r = imap_search_match(prog, &sm);
+	if (r >= 0 && kept != NULL && fields == NULL && load.ms != NULL) {
+		kept->e = xrealloc(kept->e, (kept->n + 1) * sizeof(*kept->e));
+		struct index_cache_entry *e = &kept->e[kept->n];
+		memset(e, 0, sizeof(*e));
+		e->uid = uid;
+		char *derr = NULL;
+		if (index_cache_describe(load.data, load.len, e, &derr) == 0)
+			kept->n++;
+		else
+			index_cache_entry_clear(e);
+		free(derr); /* a later FETCH says why, if it fails again */
+	}
+	free(fields);
 	if (r < 0 && load.gone)
 		r = 0;
 	else if (r < 0)
@@ -109,6 +143,22 @@ search_write_esearch(struct imap_session *s, bool uid_cmd, unsigned ret,
 	buf_appends(out, "\r\n");
 }
 
+/* Stores what was described (a failure only costs the next SEARCH or
+   FETCH the same reads). */
+static void
+search_keep(struct imap_session *s, struct search_kept *kept)
+{
+	char *error = NULL;
+	if (index_cache_set(s->index, s->sel.name, kept->e, kept->n, &error) < 0) {
+		log_warn("imap %s: user=%s search: descriptions not kept: %s", s->id,
+			 s->address, error);
+		free(error);
+	}
+	for (size_t i = 0; i < kept->n; i++)
+		index_cache_entry_clear(&kept->e[i]);
+	free(kept->e);
+}
+
 int
 imap_cmd_search(struct imap_session *s, const struct imap_arg *args, size_t argc)
 {
@@ -128,9 +178,11 @@ imap_cmd_search(struct imap_session *s, const struct imap_arg *args, size_t argc
 	uint32_t *hits = xmalloc((s->sel.count + 1) * sizeof(*hits));
 	size_t n = 0;
 	char *error = NULL;
+	struct search_kept kept = { 0 };
+	bool keep = imap_search_wants_fields(prog);
 	if (index_read_begin(s->index, &error) == 0) {
 		for (uint32_t seq = 1; seq <= s->sel.count; seq++) {
-			int r = search_one(s, prog, seq, &error);
+			int r = search_one(s, prog, seq, keep ? &kept : NULL, &error);
 			if (r < 0)
 				break;
 			if (r > 0)
@@ -138,6 +190,7 @@ imap_cmd_search(struct imap_session *s, const struct imap_arg *args, size_t argc
 		}
 		index_read_end(s->index);
 	}
+	search_keep(s, &kept);
 	struct buf out = BUF_INIT;
 	unsigned ret;
 	if (error != NULL) {

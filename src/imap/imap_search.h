@@ -46,6 +46,9 @@ struct imap_search_msg {
 	time_t internaldate;
 	uint64_t size;             /* RFC822.SIZE */
 	bool recent;
+	/* The kept folded header fields (mime_search_fields), or NULL: a key
+	   on one of them is then answered without loading the text. */
+	const char *fields;
 	/*
 	 * The message's text for the text keys and SENT*, asked for at most
 	 * once; NULL if it cannot be had (then the match answers -1). The
@@ -63,6 +66,9 @@ struct imap_search_msg {
 int imap_search_parse(const struct imap_arg *args, size_t argc,
 		      struct imap_search **prog_r, bool *badcharset_r, const char **error_r);
 void imap_search_free(struct imap_search **prog);
+
+/* Whether a key of the program is on a field mime_search_fields keeps. */
+bool imap_search_wants_fields(const struct imap_search *prog);
 
 /* 1 matches, 0 does not, -1 the message was needed and load gave NULL. */
 int imap_search_match(struct imap_search *prog, const struct imap_search_msg *m);

@@ -509,10 +509,13 @@ sk_eval_list(struct sk *k, struct sk_eval *e, enum tri decides)
 	return r;
 }
 
-/* Keys that need the message's text: MAYBE until it is loaded. */
+/* Keys that need the message's text: MAYBE until it is loaded, unless
+   the index keeps the header field asked for. */
 static enum tri
 sk_eval_text(struct sk *k, struct sk_eval *e)
 {
+	if (k->kind == SK_HEADER && e->m->fields != NULL && mime_search_field_kept(k->name))
+		return tri_of(mime_search_fields_match(e->m->fields, k->name, k->needle));
 	if (e->ms == NULL)
 		return MAYBE;
 	switch (k->kind) {
@@ -561,6 +564,24 @@ sk_eval(struct sk *k, struct sk_eval *e)
 	case SK_OR: return sk_eval_list(k, e, YES);
 	}
 	return NO;
+}
+
+static bool
+sk_wants_fields(const struct sk *k)
+{
+	if (k->kind == SK_HEADER)
+		return mime_search_field_kept(k->name);
+	for (size_t i = 0; i < k->nkids; i++) {
+		if (sk_wants_fields(k->kids[i]))
+			return true;
+	}
+	return false;
+}
+
+bool
+imap_search_wants_fields(const struct imap_search *prog)
+{
+	return sk_wants_fields(prog->root);
 }
 
 int

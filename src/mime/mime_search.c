@@ -187,6 +187,56 @@ mime_search_header(struct mime_search *ms, const char *field, const char *needle
 	return false;
 }
 
+/* The fields mime_search_fields keeps: the envelope's (§6.4.4 FROM, TO,
+   CC, BCC, SUBJECT), which clients search most. */
+static const char *const ms_kept[] = { "From", "To", "Cc", "Bcc", "Subject" };
+
+bool
+mime_search_field_kept(const char *field)
+{
+	for (size_t i = 0; i < sizeof(ms_kept) / sizeof(ms_kept[0]); i++) {
+		if (strcasecmp(field, ms_kept[i]) == 0)
+			return true;
+	}
+	return false;
+}
+
+char *
+mime_search_fields(struct mime_search *ms)
+{
+	ms_fields_parse(ms);
+	struct buf out = BUF_INIT;
+	for (size_t i = 0; i < ms->nfields; i++) {
+		struct ms_field *f = &ms->fields[i];
+		if (!mime_search_field_kept(f->name))
+			continue;
+		size_t at = out.len;
+		buf_appendf(&out, "%s:%s", f->name, ms_field_folded(f));
+		/* One line a field: a newline decoded from an encoded word goes. */
+		for (size_t j = at; j < out.len; j++) {
+			if (out.data[j] == '\n')
+				out.data[j] = ' ';
+		}
+		buf_appendc(&out, '\n');
+	}
+	return buf_steal(&out);
+}
+
+bool
+mime_search_fields_match(const char *fields, const char *field, const char *needle)
+{
+	size_t n = strlen(field), nlen = strlen(needle);
+	for (const char *p = fields; *p != '\0';) {
+		const char *eol = strchr(p, '\n');
+		size_t len = eol != NULL ? (size_t)(eol - p) : strlen(p);
+		if (len > n && p[n] == ':' && strncasecmp(p, field, n) == 0 &&
+		    memmem(p + n + 1, len - n - 1, needle, nlen) != NULL)
+			return true;
+		p += len + (eol != NULL);
+	}
+	return false;
+}
+
 /* Appends the decoded text of one leaf of type text, in UTF-8 where known. */
 static void
 ms_body_part(GMimeObject *parent, GMimeObject *part, gpointer user)

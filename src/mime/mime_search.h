@@ -43,6 +43,16 @@ void mime_search_free(struct mime_search **ms);
  * (§6.4.4 HEADER).
  */
 bool mime_search_header(struct mime_search *ms, const char *field, const char *needle);
+/*
+ * The folded values of the header fields SEARCH asks for most (FROM, TO,
+ * CC, BCC, SUBJECT: mime_search_field_kept), one "Name:value" line each,
+ * for the index to keep, so that a later SEARCH of them reads no file.
+ * mime_search_fields_match answers mime_search_header from that text,
+ * for a kept field.
+ */
+bool mime_search_field_kept(const char *field);
+char *mime_search_fields(struct mime_search *ms);
+bool mime_search_fields_match(const char *fields, const char *field, const char *needle);
 /* The decoded text of the body's text parts holds needle (folded). */
 bool mime_search_body(struct mime_search *ms, const char *needle);
 /* TEXT: any header line ("Name: decoded value") or the body holds needle. */

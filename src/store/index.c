@@ -26,6 +26,7 @@ static const char index_schema[] =
 	"DROP TABLE IF EXISTS mailboxes;"
 	"DROP TABLE IF EXISTS delivered;"
 	"DROP TABLE IF EXISTS cache;"
+	"DROP TABLE IF EXISTS headers;" /* of schema 6 */
 	"CREATE TABLE mailboxes("
 	" name TEXT PRIMARY KEY,"
 	" uidvalidity INTEGER NOT NULL,"
@@ -48,16 +49,19 @@ static const char index_schema[] =
 	" size_crlf INTEGER NOT NULL,"
 	" modseq INTEGER NOT NULL,"
 	" PRIMARY KEY(mailbox, uid)) WITHOUT ROWID;"
-	/* ENVELOPE and BODYSTRUCTURE (index_cache.c), apart from messages:
-	   their kilobyte a message would make every scan of the rows (a
-	   sync, a count, SEARCH by flags) read many times the pages. A
-	   message's texts go with its row, whichever code removes it, and a
-	   new row never finds an old text. */
+	/* What a message's text says, computed once (index_cache.c): its
+	   ENVELOPE, BODYSTRUCTURE and the folded header fields SEARCH asks
+	   for most (mime_search_fields). Apart from messages: their kilobyte
+	   a message would make every scan of the rows (a sync, a count,
+	   SEARCH by flags) read many times the pages. A message's texts go
+	   with its row, whichever code removes it, and a new row never finds
+	   an old text. */
 	"CREATE TABLE cache("
 	" mailbox TEXT NOT NULL,"
 	" uid INTEGER NOT NULL,"
 	" envelope TEXT NOT NULL,"
 	" bodystructure TEXT NOT NULL,"
+	" fields TEXT NOT NULL,"
 	" PRIMARY KEY(mailbox, uid)) WITHOUT ROWID;"
 	"CREATE TRIGGER messages_gone AFTER DELETE ON messages BEGIN"
 	" DELETE FROM cache WHERE mailbox = old.mailbox AND uid = old.uid;"
@@ -72,6 +76,7 @@ static const char index_schema[] =
 	" name TEXT NOT NULL,"
 	" envelope TEXT NOT NULL,"
 	" bodystructure TEXT NOT NULL,"
+	" fields TEXT NOT NULL,"
 	" PRIMARY KEY(mailbox, name)) WITHOUT ROWID;";
 
 /*
@@ -79,7 +84,7 @@ static const char index_schema[] =
  * migration: an older database is emptied and rebuilt from the Maildir
  * (UIDs and UIDVALIDITY come back from the file names and tern-uidlist).
  */
-#define INDEX_SCHEMA_VERSION 5
+#define INDEX_SCHEMA_VERSION 6
 
 static int
 index_schema_version(sqlite3 *db)

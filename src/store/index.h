@@ -219,17 +219,29 @@ int index_set_flags_keywords(struct index *ix, const char *mailbox,
 			     const char *keywords, bool *limit_r, char **error_r);
 
 /*
- * The cached IMAP ENVELOPE and BODYSTRUCTURE of a message (index_cache.c),
- * the exact texts of mime_imap_describe, kept in the table "cache"
- * until the message's row goes. *envelope_r and *bodystructure_r are both NULL (nothing
- * cached yet, or no such message) or both set (free them).
+ * What a message's text says, computed once (index_cache.c): its IMAP
+ * ENVELOPE and BODYSTRUCTURE (the exact texts of mime_imap_describe) and
+ * the folded header fields SEARCH asks for most (mime_search_fields),
+ * kept in the table "cache" until the message's row goes.
  */
+struct index_cache_entry {
+	uint32_t uid;
+	char *envelope, *bodystructure, *fields;
+};
+/* All three texts, or none (nothing cached yet, or no such message). */
 int index_cache_get(struct index *ix, const char *mailbox, uint32_t uid,
-		    char **envelope_r, char **bodystructure_r, char **error_r);
-/* Stores both; a message no longer in the index is silently skipped. */
-int index_cache_set(struct index *ix, const char *mailbox, uint32_t uid,
-		    const char *envelope, const char *bodystructure,
-		    char **error_r);
+		    struct index_cache_entry *e_r, char **error_r);
+/* The fields alone; *fields_r NULL when not cached. */
+int index_cache_fields(struct index *ix, const char *mailbox, uint32_t uid,
+		       char **fields_r, char **error_r);
+/* Stores n entries in one transaction, skipping messages no longer in the
+   index. */
+int index_cache_set(struct index *ix, const char *mailbox,
+		    const struct index_cache_entry *e, size_t n, char **error_r);
+void index_cache_entry_clear(struct index_cache_entry *e);
+/* Computes the three texts of a message (LF or CRLF form; any thread). */
+int index_cache_describe(const char *data, size_t len, struct index_cache_entry *e,
+			 char **error_r);
 
 /*
  * ---- Adding messages: COPY, MOVE, APPEND (index_append.c) ----

@@ -19,7 +19,6 @@
 #include <sys/stat.h>
 
 #include "core/util.h"
-#include "mime/mime_imap.h"
 
 /* The Maildir unique name: up to the first ',' (",S=", ",U=") or ':'. */
 static char *
@@ -129,21 +128,21 @@ deliver_conn_get(const char *user_dir, char **error_r)
 
 static int
 index_deliver_insert(const char *user_dir, const char *mailbox,
-		     const char *key, const char *envelope,
-		     const char *bodystructure, char **error_r)
+		     const char *key, const struct index_cache_entry *e, char **error_r)
 {
 	sqlite3 *db = deliver_conn_get(user_dir, error_r);
 	if (db == NULL)
 		return -1;
 	sqlite3_stmt *st = NULL;
 	int rc = sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO delivered"
-		"(mailbox, name, envelope, bodystructure) VALUES (?, ?, ?, ?)",
+		"(mailbox, name, envelope, bodystructure, fields) VALUES (?, ?, ?, ?, ?)",
 		-1, &st, NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_text(st, 1, mailbox, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, envelope, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 4, bodystructure, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, e->envelope, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, e->bodystructure, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, e->fields, -1, SQLITE_STATIC);
 		/* An autocommit insert: the write lock is held for it alone,
 		   and busy_timeout waits for a sync of the loop's to end. */
 		rc = sqlite3_step(st);
@@ -171,17 +170,15 @@ index_deliver_describe(const char *user_dir, const char *mailbox,
 		*error_r = xasprintf("read %s: %s", path, strerror(errno));
 		return -1;
 	}
-	char *envelope = NULL, *bodystructure = NULL;
-	int ret = mime_imap_describe(data, len, &envelope, &bodystructure, error_r);
+	struct index_cache_entry e = { 0 };
+	int ret = index_cache_describe(data, len, &e, error_r);
 	free(data);
 	if (ret == 0) {
 		char *key = index_deliver_key(name);
-		ret = index_deliver_insert(user_dir, mailbox, key, envelope,
-					   bodystructure, error_r);
+		ret = index_deliver_insert(user_dir, mailbox, key, &e, error_r);
 		free(key);
 	}
-	free(envelope);
-	free(bodystructure);
+	index_cache_entry_clear(&e);
 	return ret;
 }
 
@@ -290,9 +287,9 @@ index_delivered_take(struct index *ix, const char *mailbox,
 			continue;
 		/* A text the first FETCH already cached is the same one. */
 		sqlite3_stmt *st = index_prepare(ix, "INSERT OR IGNORE INTO cache"
-			"(mailbox, uid, envelope, bodystructure) SELECT ?1, ?3, envelope,"
-			" bodystructure FROM delivered WHERE mailbox = ?1 AND name = ?2",
-			error_r);
+			"(mailbox, uid, envelope, bodystructure, fields) SELECT ?1, ?3,"
+			" envelope, bodystructure, fields FROM delivered"
+			" WHERE mailbox = ?1 AND name = ?2", error_r);
 		if (st == NULL)
 			return -1;
 		sqlite3_bind_text(st, 1, mailbox, -1, SQLITE_STATIC);

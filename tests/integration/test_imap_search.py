@@ -8,6 +8,7 @@ keyword can be stored over IMAP yet."""
 
 import imaplib
 import smtplib
+import sqlite3
 
 import pytest
 
@@ -241,6 +242,31 @@ def test_header_keys(imap):
     # Header keys do not look into the body, BODY not into the header.
     assert search(m, "FROM", "numbers") == []
     assert search(m, "BODY", "alice") == []
+
+
+def test_header_fields_kept_in_index(imap):
+    """A SEARCH on FROM, TO, CC, BCC or SUBJECT keeps each message's folded
+    fields in the index, so the next one reads no file: shown by changing a
+    file behind the server's back (a Maildir file never changes, so the
+    index may trust what it read). The fields go with the message."""
+    tern, _, m = imap
+    assert search(m, "SUBJECT", "report") == [1]
+    md = tern.maildir(DEMO)
+    f, = [p for p in (md / "cur").iterdir() if ",U=2:" in p.name]
+    f.write_bytes(f.read_bytes().replace(b"Quarterly report", b"Quarterly budget"))
+    assert search(m, "SUBJECT", "report") == [1]
+    assert search(m, "HEADER", "Subject", "budget") == []
+    assert search(m, "TEXT", "budget") == [1]      # TEXT reads the file
+    db = sqlite3.connect(md / "tern-index.sqlite")
+    try:
+        kept = db.execute("SELECT uid FROM cache ORDER BY uid").fetchall()
+        assert kept == [(2,), (3,), (4,), (5,), (6,)]
+        assert m.store("1", "+FLAGS", "(\\Deleted)")[0] == "OK"
+        assert m.expunge()[0] == "OK"
+        kept = db.execute("SELECT uid FROM cache ORDER BY uid").fetchall()
+        assert kept == [(3,), (4,), (5,), (6,)]
+    finally:
+        db.close()
 
 
 def test_body_and_text(imap):

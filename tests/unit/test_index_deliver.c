@@ -150,16 +150,18 @@ sync_inbox(struct index *ix, struct index_sync_result *r)
 static void
 assert_cached(struct index *ix, uint32_t uid, const char *env, const char *bs)
 {
-	char *e = NULL, *b = NULL, *error = NULL;
-	TEST_ASSERT(index_cache_get(ix, "INBOX", uid, &e, &b, &error) == 0);
+	struct index_cache_entry c;
+	char *error = NULL;
+	TEST_ASSERT(index_cache_get(ix, "INBOX", uid, &c, &error) == 0);
 	if (env == NULL) {
-		TEST_ASSERT(e == NULL && b == NULL);
+		TEST_ASSERT(c.envelope == NULL && c.bodystructure == NULL && c.fields == NULL);
 	} else {
-		TEST_ASSERT_STREQ(e, env);
-		TEST_ASSERT_STREQ(b, bs);
+		TEST_ASSERT_STREQ(c.envelope, env);
+		TEST_ASSERT_STREQ(c.bodystructure, bs);
+		/* The search fields came along: the folded Subject among them. */
+		TEST_ASSERT(c.fields != NULL && strstr(c.fields, "Subject:") != NULL);
 	}
-	free(e);
-	free(b);
+	index_cache_entry_clear(&c);
 	free(error);
 }
 

@@ -181,6 +181,46 @@ test_deep_nesting(void)
 	buf_free(&b);
 }
 
+/*
+ * The kept fields answer a header key exactly as the message does: same
+ * needles, same answers, for kept fields (several To lines, an encoded
+ * Subject, an absent Bcc, the empty needle meaning "has the field").
+ */
+static void
+test_kept_fields(void)
+{
+	static const char msg[] =
+		"From: Alice Example <alice@example.org>\n"
+		"To: bob@example.net\n"
+		"To: =?ISO-8859-1?Q?Ren=E9?= <rene@example.net>\n"
+		"Subject: =?UTF-8?B?Q2Fmw6kgcHLDqHMgZHUgbWFyY2jDqQ==?=\n"
+		"X-Other: kept nowhere\n"
+		"\n"
+		"body\n";
+	struct mime_search *ms = mime_search_new(msg, strlen(msg));
+	char *fields = mime_search_fields(ms);
+	TEST_ASSERT(strstr(fields, "X-Other") == NULL && strstr(fields, "body") == NULL);
+	static const char *const keys[][2] = {
+		{ "From", "alice" }, { "FROM", "EXAMPLE.ORG>" }, { "from", "bob" },
+		{ "To", "bob@" }, { "To", "ren\xc3\xa9" }, { "to", "RENE@" },
+		{ "Subject", "CAF\xc3\x89 PR" }, { "Subject", "march\xc3\xa9" },
+		{ "Subject", "cafe" }, { "Bcc", "" }, { "Bcc", "x" }, { "Cc", "" },
+		{ "Subject", "" }, { "To", "net\nto" },
+	};
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		char *n = mime_search_fold(keys[i][1], strlen(keys[i][1]));
+		bool want = mime_search_header(ms, keys[i][0], n);
+		TEST_ASSERT(mime_search_field_kept(keys[i][0]));
+		TEST_ASSERT(mime_search_fields_match(fields, keys[i][0], n) == want);
+		free(n);
+	}
+	TEST_ASSERT(mime_search_fields_match(fields, "to", "ren\xc3\xa9"));
+	TEST_ASSERT(!mime_search_fields_match(fields, "Bcc", ""));
+	TEST_ASSERT(!mime_search_field_kept("X-Other") && !mime_search_field_kept("Date"));
+	free(fields);
+	mime_search_free(&ms);
+}
+
 int
 main(void)
 {
@@ -190,5 +230,6 @@ main(void)
 	test_run("decoding", test_decoding);
 	test_run("sent_date", test_sent_date);
 	test_run("deep_nesting", test_deep_nesting);
+	test_run("kept_fields", test_kept_fields);
 	return test_done();
 }
