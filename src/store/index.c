@@ -150,6 +150,12 @@ index_db_open(const char *user_dir, sqlite3 **db_r, char **error_r)
 		   consistent), so commits cost no fsync. */
 		rc = sqlite3_exec(db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
 	}
+	/* Nor does closing: the last connection to close would checkpoint
+	   (two fsyncs) and delete the WAL (a directory fsync), in the loop,
+	   each time a user's last session ends. The WAL stays; commits
+	   checkpoint it when it grows (wal_autocheckpoint). */
+	if (rc == SQLITE_OK)
+		rc = sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 	if (rc == SQLITE_OK)
 		rc = index_schema_check(db);
 	if (rc != SQLITE_OK) {
@@ -192,9 +198,6 @@ index_free(struct index *ix)
 	for (size_t i = 0; i < ix->nstmts; i++)
 		sqlite3_finalize(ix->stmts[i].st);
 	sqlite3_close(ix->db);
-	for (size_t i = 0; i < ix->nfloors; i++)
-		free(ix->floors[i].mailbox);
-	free(ix->floors);
 	free(ix->user_dir);
 	free(ix);
 }
@@ -292,6 +295,7 @@ index_close(struct index **ixp)
 void
 index_close_unused(void)
 {
+	index_uid_floors_free();
 	struct index *ix = index_handles;
 	while (ix != NULL) {
 		struct index *next = ix->next;

@@ -22,13 +22,6 @@ struct index_stmt {
 };
 
 /* Shared by every session of one user in this process (index_open). */
-/* A tern-uidlist floor this handle wrote: next, with the UIDs below used
-   up to the first unused one, used (see index_sync.c). */
-struct index_floor {
-	char *mailbox;
-	uint32_t validity, next, used;
-};
-
 struct index {
 	sqlite3 *db; /* NULL while every session waits in IDLE (index_idle_begin) */
 	char *user_dir;
@@ -38,9 +31,6 @@ struct index {
 	unsigned idle; /* of the refs, sessions waiting in IDLE */
 	struct index_stmt stmts[INDEX_STMT_CACHE];
 	size_t nstmts;
-	/* tern-uidlist floors this handle wrote (index_uid_reserve). */
-	struct index_floor *floors;
-	size_t nfloors;
 	struct index *next;
 };
 
@@ -113,6 +103,8 @@ uint32_t index_uid_next(struct index *ix, const char *mailbox, uint32_t validity
 			uint32_t dn, uint32_t fn);
 int index_uid_reserve(struct index *ix, const char *mailbox, const char *dir,
 		      uint32_t validity, uint32_t fn, uint32_t need, char **error_r);
+/* Forgets the floors written (at exit, for leak checkers). */
+void index_uid_floors_free(void);
 
 /*
  * ---- ENVELOPE and BODYSTRUCTURE at delivery (index_deliver.c) ----

@@ -235,23 +235,50 @@ index_row_find(struct index_sync_ctx *c, uint32_t uid)
  * Which UID comes next then needs care. The index's uidnext is exact as
  * long as its commits are, but they are not fsynced (a cache): after a
  * power loss it may lag behind UIDs that clients saw. The floor does not
- * lag. So the floor is trusted unless it says exactly what this handle
- * wrote itself (same UIDVALIDITY, same number): then the gap above the
- * UIDs used when it was written is our own reserve, and uidnext stands
- * (or that first unused UID, should the assignment have been rolled
- * back). After a restart, or when anyone else wrote the floor, the next
- * UID skips to it: at worst the reserve is left unused, never is a UID
- * given twice.
+ * lag. So the floor is trusted unless it says exactly what this process
+ * wrote itself for this database file (same UIDVALIDITY, same number):
+ * then the gap above the UIDs used when it was written is our own
+ * reserve, and uidnext stands (or that first unused UID, should the
+ * assignment have been rolled back). After a restart, when the database
+ * was replaced, or when anyone else wrote the floor, the next UID skips
+ * to it: at worst the reserve is left unused, never is a UID given twice.
+ *
+ * The floors written are remembered for the process, not the handle, so
+ * that a handle closed and opened again (more users than kept handles)
+ * keeps its reserve; only the loop thread assigns UIDs. At most
+ * INDEX_FLOORS_MAX are kept: one forgotten costs a write.
  */
+#define INDEX_FLOORS_MAX 4096
+
+struct index_floor {
+	dev_t dev; /* the database file's */
+	ino_t ino;
+	char *mailbox;
+	uint32_t validity, next, used;
+};
+
+static struct index_floor index_floors[INDEX_FLOORS_MAX];
+static size_t index_nfloors, index_floor_victim;
 
 static struct index_floor *
-index_floor_find(struct index *ix, const char *mailbox)
+index_floor_find(const struct index *ix, const char *mailbox)
 {
-	for (size_t i = 0; i < ix->nfloors; i++) {
-		if (strcmp(ix->floors[i].mailbox, mailbox) == 0)
-			return &ix->floors[i];
+	if (ix->ino == 0)
+		return NULL; /* no file to tell databases apart by */
+	for (size_t i = 0; i < index_nfloors; i++) {
+		struct index_floor *f = &index_floors[i];
+		if (f->dev == ix->dev && f->ino == ix->ino && strcmp(f->mailbox, mailbox) == 0)
+			return f;
 	}
 	return NULL;
+}
+
+void
+index_uid_floors_free(void)
+{
+	for (size_t i = 0; i < index_nfloors; i++)
+		free(index_floors[i].mailbox);
+	index_nfloors = 0;
 }
 
 uint32_t
@@ -274,9 +301,17 @@ index_uid_reserve(struct index *ix, const char *mailbox, const char *dir,
 	if (index_uidlist_write(dir, validity, next, error_r) < 0)
 		return -1;
 	struct index_floor *f = index_floor_find(ix, mailbox);
+	if (f == NULL && ix->ino == 0)
+		return 0;
 	if (f == NULL) {
-		ix->floors = xrealloc(ix->floors, (ix->nfloors + 1) * sizeof(*ix->floors));
-		f = &ix->floors[ix->nfloors++];
+		if (index_nfloors < INDEX_FLOORS_MAX) {
+			f = &index_floors[index_nfloors++];
+		} else {
+			f = &index_floors[index_floor_victim++ % INDEX_FLOORS_MAX];
+			free(f->mailbox);
+		}
+		f->dev = ix->dev;
+		f->ino = ix->ino;
 		f->mailbox = xstrdup(mailbox);
 	}
 	f->validity = validity;
