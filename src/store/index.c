@@ -466,8 +466,11 @@ static const char *
 index_name_ufield(const char *name, size_t *len_r)
 {
 	size_t blen = index_base_len(name);
-	for (const char *p = name; p + 3 < name + blen; p++) {
-		if (strncmp(p, ",U=", 3) != 0)
+	const char *end = name + blen;
+	/* Every sync looks at every name: jump from comma to comma. */
+	for (const char *p = memchr(name, ',', blen); p != NULL && p + 3 < end;
+	     p = memchr(p + 1, ',', (size_t)(end - p - 1))) {
+		if (p[1] != 'U' || p[2] != '=')
 			continue;
 		const char *d = p + 3;
 		while (d < name + blen && *d >= '0' && *d <= '9')
@@ -487,7 +490,9 @@ index_name_uid(const char *name)
 	const char *p = index_name_ufield(name, &len);
 	if (p == NULL || len > 3 + 10)
 		return 0;
-	unsigned long long v = strtoull(p + 3, NULL, 10);
+	uint64_t v = 0;
+	for (size_t i = 3; i < len; i++) /* digits, as index_name_ufield found */
+		v = v * 10 + (uint64_t)(p[i] - '0');
 	return v > UINT32_MAX ? 0 : (uint32_t)v;
 }
 

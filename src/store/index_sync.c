@@ -25,15 +25,15 @@ struct index_file {
 	char *name;
 	uint32_t uid;             /* from ",U=", 0 if none or reassigned */
 	bool fresh;               /* given its UID by this sync */
-	unsigned long long sec;   /* arrival order */
-	unsigned long usec;
+	unsigned long long sec;   /* arrival order, read only for the files */
+	unsigned long usec;       /* that are sorted (index_files_arrival) */
 };
 
 /* One row of the index before the sync. */
 struct index_row {
 	uint32_t uid;
 	char *name;
-	bool seen;
+	size_t file; /* 1 + the index of the file that keeps its UID, 0: none */
 };
 
 struct index_sync_ctx {
@@ -129,13 +129,22 @@ index_file_add(struct index_sync_ctx *c, const char *sub, const char *name)
 	f->name = xstrdup(name);
 	f->uid = index_name_uid(name);
 	f->fresh = false;
-	char *end;
-	f->sec = strtoull(name, &end, 10);
-	f->usec = 0;
-	if (name[0] < '0' || name[0] > '9')
-		f->sec = UINT64_MAX; /* unknown names come last, by name */
-	else if (end[0] == '.' && end[1] == 'M')
-		f->usec = strtoul(end + 2, NULL, 10);
+}
+
+/* The arrival time in the name, for the files about to be sorted. */
+static void
+index_files_arrival(struct index_file *files, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct index_file *f = &files[i];
+		char *end;
+		f->sec = strtoull(f->name, &end, 10);
+		f->usec = 0;
+		if (f->name[0] < '0' || f->name[0] > '9')
+			f->sec = UINT64_MAX; /* unknown names come last, by name */
+		else if (end[0] == '.' && end[1] == 'M')
+			f->usec = strtoul(end + 2, NULL, 10);
+	}
 }
 
 /* Lists dir/sub; a missing directory is an empty one. */
@@ -204,7 +213,7 @@ index_rows_load(struct index_sync_ctx *c, char **error_r)
 		struct index_row *row = &c->rows[c->nrows++];
 		row->uid = (uint32_t)sqlite3_column_int64(st, 0);
 		row->name = xstrdup((const char *)sqlite3_column_text(st, 1));
-		row->seen = false;
+		row->file = 0;
 	}
 	index_finish(c->ix, st);
 	return rc == SQLITE_DONE ? 0 : index_db_error(c->ix, "select", error_r);
@@ -388,36 +397,58 @@ index_mailbox_load(struct index_sync_ctx *c, char **error_r)
  * which get a new one. A ",U=" is trusted only when its row is in the
  * index, or when the index is being rebuilt; a file moved in by another
  * tool from some other folder, or a second file with the same ",U=",
- * gets a new UID rather than an old one a client may have seen expunged.
+ * gets a new UID rather than an old one a client may have seen expunged
+ * (of two, the one under the name the row knows keeps it).
+ *
+ * Only a rebuild sorts every file (by UID, to find the second of a
+ * pair); otherwise the rows tell, and only the files that need a UID are
+ * sorted, by arrival, which is the order they get theirs in. They end up
+ * last in c->files.
  */
 static int
 index_classify(struct index_sync_ctx *c, char **error_r)
 {
+	if (c->rebuilding && c->nfiles > 0) {
+		index_files_arrival(c->files, c->nfiles);
+		qsort(c->files, c->nfiles, sizeof(*c->files), index_file_cmp);
+	}
 	uint32_t prev = 0;
-	bool reassigned = false;
 	for (size_t i = 0; i < c->nfiles; i++) {
 		struct index_file *f = &c->files[i];
-		if (f->uid == 0)
-			break;
 		uint32_t uid = f->uid;
-		struct index_row *row = index_row_find(c, uid);
-		if (uid == prev || (row == NULL && !c->rebuilding)) {
-			f->uid = 0;
-			reassigned = true;
-		} else if (row != NULL) {
-			row->seen = true;
-		} else if (uid >= c->uidnext) {
-			c->uidnext = uid + 1;
-		}
-		prev = uid;
-	}
-	/* Reassigned files join the new ones, in arrival order (the new ones
-	   are last already, sorted so by the caller). */
-	if (reassigned)
-		qsort(c->files, c->nfiles, sizeof(*c->files), index_file_cmp);
-	for (size_t i = 0; i < c->nfiles; i++) {
-		if (c->files[i].uid != 0)
+		if (uid == 0)
 			continue;
+		struct index_row *row = c->rebuilding ? NULL : index_row_find(c, uid);
+		if (c->rebuilding) {
+			if (uid == prev)
+				f->uid = 0;
+			else if (uid >= c->uidnext)
+				c->uidnext = uid + 1;
+			prev = uid;
+		} else if (row == NULL) {
+			f->uid = 0;
+		} else if (row->file == 0) {
+			row->file = i + 1;
+		} else if (strcmp(f->name, row->name) == 0) {
+			c->files[row->file - 1].uid = 0; /* the other is the stray */
+			row->file = i + 1;
+		} else {
+			f->uid = 0;
+		}
+	}
+	size_t keep = 0;
+	for (size_t i = 0; i < c->nfiles; i++) {
+		if (c->files[i].uid == 0)
+			continue;
+		struct index_file t = c->files[keep];
+		c->files[keep++] = c->files[i];
+		c->files[i] = t;
+	}
+	if (c->nfiles - keep > 1) {
+		index_files_arrival(c->files + keep, c->nfiles - keep);
+		qsort(c->files + keep, c->nfiles - keep, sizeof(*c->files), index_file_cmp);
+	}
+	for (size_t i = keep; i < c->nfiles; i++) {
 		if (c->uidnext == UINT32_MAX) {
 			*error_r = xasprintf("%s: UIDs exhausted", c->mailbox);
 			return -1;
@@ -602,7 +633,7 @@ static int
 index_expunge_unseen(struct index_sync_ctx *c, char **error_r)
 {
 	for (size_t i = 0; i < c->nrows; i++) {
-		if (c->rows[i].seen)
+		if (c->rows[i].file != 0)
 			continue;
 		sqlite3_stmt *st = index_prepare(c->ix, "DELETE FROM messages"
 			" WHERE mailbox = ? AND uid = ?", error_r);
@@ -657,8 +688,6 @@ index_sync_run(struct index_sync_ctx *c, char **error_r)
 	    index_scan(c, "new", error_r) < 0 || index_rows_load(c, error_r) < 0 ||
 	    index_delivered_load(c->ix, c->mailbox, &c->delivered, error_r) < 0)
 		return -1;
-	if (c->nfiles > 0) /* qsort with NULL is undefined even for 0 items */
-		qsort(c->files, c->nfiles, sizeof(*c->files), index_file_cmp);
 	if (index_classify(c, error_r) < 0)
 		return -1;
 	/* A folder made by hand may lack cur/; every file ends up there. */

@@ -301,6 +301,19 @@ test_duplicate_uid(void)
 	char *n = find_cur("1700000009.");
 	TEST_ASSERT_STREQ(n, "1700000009.M1P1Q1.host,U=2:2,S");
 	free(n);
+	/* A copy that sorts first still does not take the UID from the file
+	   whose name the index knows. */
+	put("cur", "1600000000.M1P1Q1.host,U=1:2,F", "older copy\n");
+	TEST_ASSERT(sync_ix(ix, &r) == 0);
+	TEST_ASSERT(r.exists == 3 && r.new_count == 1 && r.new_uids[0] == 3);
+	TEST_ASSERT(r.flag_changes == 0 && r.expunged_count == 0);
+	index_sync_result_free(&r);
+	n = find_cur("1600000000.");
+	TEST_ASSERT_STREQ(n, "1600000000.M1P1Q1.host,U=3:2,F");
+	free(n);
+	n = find_cur("1700000001.");
+	TEST_ASSERT_STREQ(n, "1700000001.M1P1Q1.host,U=1:2,");
+	free(n);
 	index_close(&ix);
 	teardown();
 }
