@@ -13,7 +13,8 @@
  *
  * Matching is two passes so that a message file is opened only when its
  * text decides: the first pass answers from the index alone (flags,
- * keywords, size, internal date, numbers), text keys counting as unknown
+ * keywords, size, internal date, numbers, and the header fields the index
+ * keeps, imap_search_msg.fields), other text keys counting as unknown
  * with three-valued logic; only if the answer is still unknown is the
  * message loaded (once) and the program run again, cheap keys first and
  * short-circuiting.
