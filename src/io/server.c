@@ -288,6 +288,7 @@ server_cleanup(struct server_runtime *rt)
 	listeners_free(&rt->listeners);
 	/* First: the last deliveries' callbacks still reach the queue runner. */
 	workpool_free(&rt->srv.pool);
+	index_sync_use_pool(NULL);
 	queue_runner_free(&rt->srv.queue);
 	userdb_free(&rt->srv.users);
 	aliases_free(&rt->srv.aliases);
@@ -386,8 +387,10 @@ server_main(const char *config_path, bool detach, session_start_fn *const starts
 	if (r == 0 && (rt.srv.queue = queue_runner_new(&rt.srv, &error)) == NULL)
 		r = -1;
 	/* After detaching: threads do not survive fork(). */
-	if (r == 0)
+	if (r == 0) {
 		rt.srv.pool = workpool_new(rt.srv.base, SERVER_DELIVERY_THREADS);
+		index_sync_use_pool(rt.srv.pool);
+	}
 	if (r < 0) {
 		fprintf(stderr, "ternd: %s\n", error);
 		free(error);

@@ -94,6 +94,13 @@ void index_rest(struct index *ix);
 int index_sync(struct index *ix, const char *mailbox, const char *dir,
 	       struct index_sync_result *r, char **error_r);
 void index_sync_result_free(struct index_sync_result *r);
+/*
+ * ternd: the fsyncs that make a sync's renames durable go to pool's
+ * threads, unwaited for (index_sync.c says why that is safe); without a
+ * pool they are made before index_sync returns.
+ */
+struct workpool;
+void index_sync_use_pool(struct workpool *pool);
 
 /*
  * Forgets what the index knows of the mailbox and syncs it anew (tern

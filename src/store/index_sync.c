@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/util.h"
+#include "core/workpool.h"
 
 #define INDEX_UIDLIST "tern-uidlist"
 
@@ -675,10 +676,65 @@ index_mailbox_store(struct index_sync_ctx *c, char **error_r)
 }
 
 /*
+ * Making a sync's renames durable. They only give files their UIDs (a new
+ * message is durable in new/ already), so nothing acknowledged hangs on
+ * them: should a crash undo one, the file is back under its old name, the
+ * next sync gives it a new UID (the floor keeps the old one from ever
+ * being given again), and the message stays. So ternd has the fsyncs done
+ * on its worker threads without waiting (index_sync_use_pool): the loop
+ * that every session shares never waits for the disk to register new
+ * mail. Elsewhere (tern reindex) they are done in place.
+ */
+static struct workpool *index_sync_pool;
+
+void
+index_sync_use_pool(struct workpool *pool)
+{
+	index_sync_pool = pool;
+}
+
+struct index_fsync_job {
+	char *dirs[2]; /* dirs[1] may be NULL */
+};
+
+static void
+index_fsync_work(void *arg)
+{
+	struct index_fsync_job *job = arg;
+	for (size_t i = 0; i < 2 && job->dirs[i] != NULL; i++)
+		fsync_dir(job->dirs[i]); /* a failure costs a UID at worst (above) */
+}
+
+static void
+index_fsync_done(void *arg)
+{
+	struct index_fsync_job *job = arg;
+	free(job->dirs[0]);
+	free(job->dirs[1]);
+	free(job);
+}
+
+static int
+index_sync_durable(const char *cur, const char *new, char **error_r)
+{
+	if (index_sync_pool != NULL) {
+		struct index_fsync_job *job = xcalloc(1, sizeof(*job));
+		job->dirs[0] = xstrdup(cur);
+		job->dirs[1] = new != NULL ? xstrdup(new) : NULL;
+		workpool_submit(index_sync_pool, index_fsync_work, index_fsync_done, job);
+		return 0;
+	}
+	if (fsync_dir(cur) < 0 || (new != NULL && fsync_dir(new) < 0)) {
+		*error_r = xasprintf("fsync %s: %s", new != NULL ? new : cur, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * The order matters for crash safety: the UIDNEXT floor is durable before
- * any file is renamed to carry a new UID; the renames are durable (cur/
- * and new/ fsynced) before the index commits them, so that the index
- * never promises a name the Maildir lost.
+ * any file is renamed to carry a new UID; the renames are made durable
+ * (index_sync_durable) once they are all done.
  */
 static int
 index_sync_run(struct index_sync_ctx *c, char **error_r)
@@ -706,11 +762,9 @@ index_sync_run(struct index_sync_ctx *c, char **error_r)
 		index_delivered_match(&c->delivered, c->files[i].name,
 				      c->files[i].uid);
 	}
-	if (r == 0 && c->renamed && (fsync_dir(cur) < 0 ||
-				     (c->moved_from_new && fsync_dir(new) < 0))) {
-		*error_r = xasprintf("fsync %s: %s", c->dir, strerror(errno));
+	if (r == 0 && c->renamed &&
+	    index_sync_durable(cur, c->moved_from_new ? new : NULL, error_r) < 0)
 		r = -1;
-	}
 	free(cur);
 	free(new);
 	if (r < 0 || index_delivered_take(c->ix, c->mailbox, &c->delivered,

@@ -12,7 +12,11 @@ What is proved, for a real ternd under `strace -f`, driven over a socket:
   4. a STORE that changes nothing does no fsync at all before its OK;
   5. MOVE: the copy's rename into the target's cur/ and the source's
      unlink, then fsyncs of both cur/ directories on a worker thread,
-     then the tagged OK.
+     then the tagged OK;
+  6. new mail: the sync that gives it its UID renames it from new/ to
+     cur/ without an fsync on the loop thread; a worker thread fsyncs
+     cur/ and new/ afterwards (not waited for: the message was durable
+     in new/ already).
 
 Why strace: durability and the thread a syscall runs on cannot be seen from
 a client (the files look the same whether cur/ was fsynced or not). strace
@@ -332,3 +336,29 @@ def test_move_fsyncs_both_folders_on_worker_then_ok(traced):
         assert change.end < fs[0].start and fs[0].end < ok.start, \
             describe([change, fs[0], ok])
         assert fs[0].pid != ok.pid, f"{cur} fsynced on the loop thread"
+
+
+def test_new_mail_renamed_without_fsync_on_loop(traced):
+    tern, s = traced
+    with smtplib.SMTP("127.0.0.1", tern.smtp_port, timeout=TIMEOUT) as c:
+        msg = make_message("durable new", "New.\n", to=DEMO)
+        assert c.sendmail("sender@remote.test", [DEMO], msg) == {}
+    reply = s.cmd("n1", "NOOP")
+    assert reply[0] == b"* 3 EXISTS\r\n", reply
+    events, ok = s.trace.window("s", "n1")
+    new, cur = tern.maildir(DEMO) / "new", cur_of(tern)
+    moved = [e for e in events if e.name in RENAMES
+             and os.path.dirname(strings(e)[0]) == str(new)
+             and os.path.dirname(strings(e)[1]) == str(cur)]
+    assert len(moved) == 1, describe(events)
+    on_loop = [e for e in syncs(events) if e.pid == ok.pid]
+    assert not on_loop, "sync on the loop thread:\n" + describe(on_loop)
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        later = [e for e in s.trace.events() if e.start > moved[0].end]
+        done = {fd_path(e) for e in syncs(later) if e.pid != ok.pid}
+        if {str(cur), str(new)} <= done:
+            break
+        assert time.monotonic() < deadline, "no fsync of cur/ and new/:\n" + \
+            describe(later)
+        time.sleep(0.02)
