@@ -1,7 +1,7 @@
 /*
  * One delivery job: the due recipients of one or more queued messages
  * that share a destination domain. Local ones are written into their
- * Maildir; foreign ones go over SMTP to the hosts the route gives, in
+ * Maildir on the work pool; foreign ones go over SMTP to the hosts the route gives, in
  * order (RFC 5321 §5.1): the next address or host is tried while every
  * recipient still pending failed temporarily (no connection, 421, a 4xx
  * to all of them); a host that answered some recipients ends the search.
@@ -18,6 +18,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "core/workpool.h"
 #include "dns/dns.h"
 #include "io/server.h"
 #include "queue/queue_private.h"
@@ -43,13 +44,34 @@ job_set_pending(struct queue_job *job, enum job_outcome out, const char *reply)
 
 /* ---- local recipients ---- */
 
+/*
+ * Local deliveries run on the work pool, as an SMTP session's do: each
+ * copy is written and fsynced into a Maildir, and the loop that every
+ * session shares must not wait for the disk. Who receives what is decided
+ * on the loop first (users and aliases are reloaded there).
+ */
+struct local_rcpt {
+	struct job_msg *m;
+	size_t j;              /* the recipient's index in m */
+	char **targets;        /* the users it goes to; NULL: decided already */
+	size_t ntargets;
+	enum job_outcome out;
+	char *reply;
+};
+
+struct local_run {
+	struct queue_job *job;
+	struct store *store;
+	struct local_rcpt *rcpts;
+	size_t n;
+};
+
 static enum job_outcome
-job_local_one(struct queue_job *job, struct job_msg *m, const char *rcpt, char **reply_r)
+job_local_one(struct store *store, struct job_msg *m, const char *rcpt, char **reply_r)
 {
-	struct server *srv = job->r->srv;
 	char *prefix = xasprintf("Return-Path: <%s>\r\nDelivered-To: %s\r\n", m->sender, rcpt);
 	char *error = NULL;
-	int r = store_deliver_at(srv->store, rcpt, prefix, strlen(prefix), m->fd, m->offset,
+	int r = store_deliver_at(store, rcpt, prefix, strlen(prefix), m->fd, m->offset,
 				 m->size, &error);
 	free(prefix);
 	if (r == 0)
@@ -66,43 +88,85 @@ job_local_one(struct queue_job *job, struct job_msg *m, const char *rcpt, char *
  * queueing, so only notices to a local address come here that way.
  */
 static void
+job_local_decide(struct server *srv, struct job_msg *m, size_t j, struct local_rcpt *rc)
+{
+	const char *rcpt = m->rcpts[j];
+	rc->m = m;
+	rc->j = j;
+	char **list = NULL;
+	size_t n = srv->aliases != NULL ? aliases_expand(srv->aliases, rcpt, &list) : 0;
+	if (n == 0 && userdb_exists(srv->users, rcpt)) {
+		rc->targets = xcalloc(1, sizeof(char *));
+		rc->targets[0] = xstrdup(rcpt);
+		rc->ntargets = 1;
+		return;
+	}
+	if (n == 0) {
+		rc->out = OUT_PERMFAIL;
+		rc->reply = xasprintf("550 5.1.1 <%s>: no such user here", rcpt);
+		return;
+	}
+	for (size_t k = 0; k < n; k++) {
+		const char *at = strrchr(list[k], '@');
+		if (at == NULL || !config_is_local_domain(srv->cfg, at + 1) ||
+		    !userdb_exists(srv->users, list[k])) {
+			rc->out = OUT_PERMFAIL;
+			rc->reply = xasprintf("550 5.1.1 <%s>: alias target <%s> not "
+					      "deliverable from the queue", rcpt, list[k]);
+			aliases_free_list(list, n);
+			return;
+		}
+	}
+	rc->targets = list;
+	rc->ntargets = n;
+}
+
+static void
+job_local_work(void *arg)
+{
+	struct local_run *lr = arg;
+	for (size_t i = 0; i < lr->n; i++) {
+		struct local_rcpt *rc = &lr->rcpts[i];
+		if (rc->targets == NULL)
+			continue;
+		rc->out = OUT_DELIVERED;
+		for (size_t k = 0; k < rc->ntargets && rc->out == OUT_DELIVERED; k++)
+			rc->out = job_local_one(lr->store, rc->m, rc->targets[k], &rc->reply);
+	}
+}
+
+static void
+job_local_done(void *arg)
+{
+	struct local_run *lr = arg;
+	for (size_t i = 0; i < lr->n; i++) {
+		struct local_rcpt *rc = &lr->rcpts[i];
+		job_set(rc->m, rc->j, rc->out, rc->reply);
+		free(rc->reply);
+		aliases_free_list(rc->targets, rc->ntargets);
+	}
+	free(lr->rcpts);
+	struct queue_job *job = lr->job;
+	free(lr);
+	queue_job_done(job);
+}
+
+static void
 job_local(struct queue_job *job)
 {
 	struct server *srv = job->r->srv;
+	struct local_run *lr = xcalloc(1, sizeof(*lr));
+	lr->job = job;
+	lr->store = srv->store;
+	for (size_t i = 0; i < job->nmsgs; i++)
+		lr->n += job->msgs[i].n;
+	lr->rcpts = xcalloc(lr->n + 1, sizeof(*lr->rcpts));
+	size_t k = 0;
 	for (size_t i = 0; i < job->nmsgs; i++) {
-		struct job_msg *m = &job->msgs[i];
-		for (size_t j = 0; j < m->n; j++) {
-			char *reply = NULL;
-			enum job_outcome out;
-			char **list = NULL;
-			size_t n = srv->aliases != NULL ? aliases_expand(srv->aliases, m->rcpts[j], &list)
-							: 0;
-			if (n == 0 && userdb_exists(srv->users, m->rcpts[j])) {
-				out = job_local_one(job, m, m->rcpts[j], &reply);
-			} else if (n == 0) {
-				out = OUT_PERMFAIL;
-				reply = xasprintf("550 5.1.1 <%s>: no such user here", m->rcpts[j]);
-			} else {
-				out = OUT_DELIVERED;
-				for (size_t k = 0; k < n && out == OUT_DELIVERED; k++) {
-					const char *at = strrchr(list[k], '@');
-					if (at == NULL || !config_is_local_domain(srv->cfg, at + 1) ||
-					    !userdb_exists(srv->users, list[k])) {
-						out = OUT_PERMFAIL;
-						reply = xasprintf("550 5.1.1 <%s>: alias target <%s> not "
-								  "deliverable from the queue",
-								  m->rcpts[j], list[k]);
-					} else {
-						out = job_local_one(job, m, list[k], &reply);
-					}
-				}
-			}
-			aliases_free_list(list, n);
-			job_set(m, j, out, reply);
-			free(reply);
-		}
+		for (size_t j = 0; j < job->msgs[i].n; j++)
+			job_local_decide(srv, &job->msgs[i], j, &lr->rcpts[k++]);
 	}
-	queue_job_done(job);
+	workpool_submit(srv->pool, job_local_work, job_local_done, lr);
 }
 
 /* ---- relay ---- */
