@@ -8,6 +8,7 @@ instead of hanging it.
 
 import base64
 import os
+import random
 import re
 import signal
 import socket
@@ -38,13 +39,31 @@ def tern_bin():
     return str(bin_dir() / "tern")
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+            return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_ports(n):
-    """n distinct free TCP ports on 127.0.0.1 (bound to 0, then closed)."""
+    """n distinct free TCP ports on 127.0.0.1, chosen below the kernel's
+    ephemeral range: a port the kernel picked for us (bind to 0) could be
+    handed to another test's client socket before ternd binds it, which
+    then cannot listen there (tests run in parallel under ctest -j)."""
+    lo = _ephemeral_range()[0]
+    first = 10000 if lo > 11000 else 1024
     socks = []
     try:
-        for _ in range(n):
+        while len(socks) < n:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
+            try:
+                s.bind(("127.0.0.1", random.randrange(first, lo)))
+            except OSError:
+                s.close()
+                continue
             socks.append(s)
         return [s.getsockname()[1] for s in socks]
     finally:
