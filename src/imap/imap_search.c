@@ -60,32 +60,22 @@ struct search_kept {
 };
 
 /*
- * One message: 1 matches, 0 not (or gone), -1 failure with *error_r.
- * kept: NULL unless the program has keys on fields the index keeps.
+ * One message (m, the index's fields for it or NULL): 1 matches, 0 not
+ * (or gone), -1 failure with *error_r. kept: NULL unless the program has
+ * keys on fields the index keeps.
  */
 static int
 search_one(struct imap_session *s, struct imap_search *prog, uint32_t seq,
-	   struct search_kept *kept, char **error_r)
+	   const struct index_msg *m, const char *fields, struct search_kept *kept,
+	   char **error_r)
 {
-	struct index_msg m;
-	int found = 0;
-	uint32_t count = s->sel.count, uid = s->sel.uids[seq - 1];
-	if (index_msg_get(s->index, s->sel.name, s->sel.dir, uid, &m, &found, error_r) < 0)
-		return -1;
-	if (!found)
-		return 0; /* expunged by another session: it does not match */
-	char *fields = NULL;
-	if (kept != NULL &&
-	    index_cache_fields(s->index, s->sel.name, uid, &fields, error_r) < 0) {
-		index_msg_clear(&m);
-		return -1;
-	}
-	struct search_load load = { .m = &m };
+	uint32_t count = s->sel.count;
+	struct search_load load = { .m = m };
 	struct imap_search_msg sm = {
-		.seq = seq, .uid = uid, .seq_max = count, .uid_max = s->sel.uids[count - 1],
-		.flags = m.flags, .keywords = m.keywords != NULL ? m.keywords : "",
-		.internaldate = m.internaldate, .size = m.size,
-		.recent = imap_msg_recent(s, uid), .fields = fields, .load = search_load,
+		.seq = seq, .uid = m->uid, .seq_max = count, .uid_max = s->sel.uids[count - 1],
+		.flags = m->flags, .keywords = m->keywords != NULL ? m->keywords : "",
+		.internaldate = m->internaldate, .size = m->size,
+		.recent = imap_msg_recent(s, m->uid), .fields = fields, .load = search_load,
 		.load_ctx = &load,
 	};
 	int r = imap_search_match(prog, &sm);
@@ -93,7 +83,7 @@ search_one(struct imap_session *s, struct imap_search *prog, uint32_t seq,
 		kept->e = xrealloc(kept->e, (kept->n + 1) * sizeof(*kept->e));
 		struct index_cache_entry *e = &kept->e[kept->n];
 		memset(e, 0, sizeof(*e));
-		e->uid = uid;
+		e->uid = m->uid;
 		char *derr = NULL;
 		if (index_cache_describe(load.data, load.len, e, &derr) == 0)
 			kept->n++;
@@ -101,7 +91,6 @@ search_one(struct imap_session *s, struct imap_search *prog, uint32_t seq,
 			index_cache_entry_clear(e);
 		free(derr); /* a later FETCH says why, if it fails again */
 	}
-	free(fields);
 	if (r < 0 && load.gone)
 		r = 0;
 	else if (r < 0)
@@ -110,8 +99,42 @@ search_one(struct imap_session *s, struct imap_search *prog, uint32_t seq,
 		free(load.error);
 	mime_search_free(&load.ms);
 	free(load.data);
-	index_msg_clear(&m);
 	return r;
+}
+
+/*
+ * The session's map against the index's rows, both in UID order, in one
+ * query: a message expunged by another session meanwhile does not match.
+ * The numbers (or UIDs) that match go into hits; -1 with *error_r.
+ */
+static int
+search_all(struct imap_session *s, struct imap_search *prog, bool uid_cmd,
+	   struct search_kept *kept, uint32_t *hits, size_t *n_r, char **error_r)
+{
+	struct index_walk *w;
+	if (index_walk_begin(s->index, s->sel.name, s->sel.dir, &w, error_r) < 0)
+		return -1;
+	struct index_msg m = { 0 };
+	char *fields = NULL;
+	int more = index_walk_next(w, &m, &fields, error_r), r = 0;
+	for (uint32_t seq = 1; seq <= s->sel.count && more > 0 && r >= 0; seq++) {
+		uint32_t uid = s->sel.uids[seq - 1];
+		while (more > 0 && m.uid < uid) {
+			index_msg_clear(&m);
+			free(fields);
+			more = index_walk_next(w, &m, &fields, error_r);
+		}
+		if (more <= 0 || m.uid != uid)
+			continue;
+		r = search_one(s, prog, seq, &m, fields, kept, error_r);
+		if (r > 0)
+			hits[(*n_r)++] = uid_cmd ? uid : seq;
+	}
+	if (more > 0)
+		index_msg_clear(&m);
+	free(fields);
+	index_walk_end(&w);
+	return more < 0 || r < 0 ? -1 : 0;
 }
 
 /* The ESEARCH response (RFC 4731 §3.1); numbers ascend. */
@@ -181,13 +204,7 @@ imap_cmd_search(struct imap_session *s, const struct imap_arg *args, size_t argc
 	struct search_kept kept = { 0 };
 	bool keep = imap_search_wants_fields(prog);
 	if (index_read_begin(s->index, &error) == 0) {
-		for (uint32_t seq = 1; seq <= s->sel.count; seq++) {
-			int r = search_one(s, prog, seq, keep ? &kept : NULL, &error);
-			if (r < 0)
-				break;
-			if (r > 0)
-				hits[n++] = uid_cmd ? s->sel.uids[seq - 1] : seq;
-		}
+		search_all(s, prog, uid_cmd, keep ? &kept : NULL, hits, &n, &error);
 		index_read_end(s->index);
 	}
 	search_keep(s, &kept);

@@ -161,6 +161,19 @@ struct index_entry {
 	uint64_t modseq;
 };
 
+/*
+ * Every message of a mailbox, ascending UID, as index_msg_get gives each
+ * (clear it with index_msg_clear), with the header fields kept for SEARCH
+ * (*fields_r, to free; NULL when none are). next: 1, 0 at the end, -1 on
+ * error. For a loop of reads: inside index_read_begin/end.
+ */
+struct index_walk;
+int index_walk_begin(struct index *ix, const char *mailbox, const char *dir,
+		     struct index_walk **w_r, char **error_r);
+int index_walk_next(struct index_walk *w, struct index_msg *msg_r, char **fields_r,
+		    char **error_r);
+void index_walk_end(struct index_walk **w);
+
 /* All zero when the mailbox has never been synced. */
 int index_mailbox_state(struct index *ix, const char *mailbox,
 			struct index_mailbox_state *r, char **error_r);
@@ -238,9 +251,6 @@ struct index_cache_entry {
 /* All three texts, or none (nothing cached yet, or no such message). */
 int index_cache_get(struct index *ix, const char *mailbox, uint32_t uid,
 		    struct index_cache_entry *e_r, char **error_r);
-/* The fields alone; *fields_r NULL when not cached. */
-int index_cache_fields(struct index *ix, const char *mailbox, uint32_t uid,
-		       char **fields_r, char **error_r);
 /* Stores n entries in one transaction, skipping messages no longer in the
    index. */
 int index_cache_set(struct index *ix, const char *mailbox,

@@ -53,26 +53,6 @@ index_cache_get(struct index *ix, const char *mailbox, uint32_t uid,
 }
 
 int
-index_cache_fields(struct index *ix, const char *mailbox, uint32_t uid, char **fields_r,
-		   char **error_r)
-{
-	*fields_r = NULL;
-	sqlite3_stmt *st = index_prepare(ix, "SELECT fields FROM cache"
-					 " WHERE mailbox = ? AND uid = ?", error_r);
-	if (st == NULL)
-		return -1;
-	sqlite3_bind_text(st, 1, mailbox, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, uid);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*fields_r = index_cache_column(st, 0);
-	index_finish(ix, st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return index_db_error(ix, "select", error_r);
-	return 0;
-}
-
-int
 index_cache_set(struct index *ix, const char *mailbox, const struct index_cache_entry *e,
 		size_t n, char **error_r)
 {

@@ -1,7 +1,7 @@
 /*
  * What a session needs to keep its view of a mailbox current: the
  * mailbox's counters in one query, its messages in one query, and the
- * \Recent claim.
+ * \Recent claim; and SEARCH's walk through every message.
  */
 #include "store/index.h"
 #include "store/index_private.h"
@@ -126,4 +126,67 @@ index_recent_claim(struct index *ix, const char *mailbox, uint32_t *first_r,
 		*end_r = next;
 	}
 	return index_exec(ix, "COMMIT", error_r);
+}
+
+struct index_walk {
+	struct index *ix;
+	sqlite3_stmt *st;
+	const char *dir;
+};
+
+int
+index_walk_begin(struct index *ix, const char *mailbox, const char *dir,
+		 struct index_walk **w_r, char **error_r)
+{
+	*w_r = NULL;
+	sqlite3_stmt *st = index_prepare(ix, "SELECT m.uid, m.basename, m.flags,"
+		" m.internaldate, m.size_crlf, m.modseq, m.keywords, c.fields"
+		" FROM messages m LEFT JOIN cache c USING (mailbox, uid)"
+		" WHERE m.mailbox = ? ORDER BY m.uid", error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, mailbox, -1, SQLITE_TRANSIENT);
+	struct index_walk *w = xcalloc(1, sizeof(*w));
+	w->ix = ix;
+	w->st = st;
+	w->dir = dir;
+	*w_r = w;
+	return 0;
+}
+
+int
+index_walk_next(struct index_walk *w, struct index_msg *msg_r, char **fields_r,
+		char **error_r)
+{
+	*fields_r = NULL;
+	int rc = sqlite3_step(w->st);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW)
+		return index_db_error(w->ix, "select", error_r);
+	memset(msg_r, 0, sizeof(*msg_r));
+	msg_r->uid = (uint32_t)sqlite3_column_int64(w->st, 0);
+	msg_r->path = xasprintf("%s/cur/%s", w->dir,
+				(const char *)sqlite3_column_text(w->st, 1));
+	snprintf(msg_r->flags, sizeof(msg_r->flags), "%s",
+		 (const char *)sqlite3_column_text(w->st, 2));
+	msg_r->internaldate = (time_t)sqlite3_column_int64(w->st, 3);
+	msg_r->size = (uint64_t)sqlite3_column_int64(w->st, 4);
+	msg_r->modseq = (uint64_t)sqlite3_column_int64(w->st, 5);
+	msg_r->keywords = xstrdup((const char *)sqlite3_column_text(w->st, 6));
+	const unsigned char *f = sqlite3_column_text(w->st, 7);
+	if (f != NULL)
+		*fields_r = xstrdup((const char *)f);
+	return 1;
+}
+
+void
+index_walk_end(struct index_walk **wp)
+{
+	struct index_walk *w = *wp;
+	if (w == NULL)
+		return;
+	index_finish(w->ix, w->st);
+	free(w);
+	*wp = NULL;
 }
