@@ -441,8 +441,10 @@ def run_ops(a, srv, clients, mix):
     return out
 
 
-def idle_clients(a, srv, n, tls):
-    """A load generator holding n sessions idle; its "ready" line read."""
+def run_idle(a, srv, n, tls):
+    root = srv.root_pid()
+    before, nproc0 = settled_pss(root, min_wait=1.0)
+    fds0 = fd_count(tree(root))
     g = subprocess.Popen(
         [sys.executable, str(HERE / "loadgen.py"), "idle",
          "--port", str(srv.tls_port if tls else srv.port),
@@ -450,23 +452,7 @@ def idle_clients(a, srv, n, tls):
          "--users", str(a.users), "--password", PASSWORD,
          "--concurrency", str(a.concurrency), "--stage", a.idle_stage],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    return g, json.loads(g.stdout.readline())
-
-
-def run_idle(a, srv, n, tls):
-    root = srv.root_pid()
-    before, nproc0 = settled_pss(root, min_wait=1.0)
-    # The marginal cost too: one session per user first, closed again,
-    # so that what the first use of each user and of each code path costs
-    # once (libraries paged in, caches filled) is in "before".
-    w, _ = idle_clients(a, srv, a.users, tls)
-    w.stdin.write("\n")
-    w.stdin.flush()
-    w.stdout.readline()
-    w.wait(timeout=120)
-    before_warm, _ = settled_pss(root, min_wait=3.0)
-    fds0 = fd_count(tree(root))
-    g, ready = idle_clients(a, srv, n, tls)
+    ready = json.loads(g.stdout.readline())
     after, nproc1 = settled_pss(root, min_wait=6.0 if "hib" in srv.name else 2.0)
     fds1 = fd_count(tree(root))
     g.stdin.write("\n")
@@ -474,20 +460,16 @@ def run_idle(a, srv, n, tls):
     end = json.loads(g.stdout.readline())
     g.wait(timeout=120)
     per = (after - before) / max(1, ready["ready"])
-    marginal = (after - before_warm) / max(1, ready["ready"])
     out = {"server": srv.name, "n": n, "tls": tls, "open": ready["ready"],
            "alive_at_end": end["alive_at_end"],
            "pss_before_kib": before, "pss_after_kib": after,
-           "pss_before_warm_kib": before_warm,
-           "kib_per_conn": per, "marginal_kib_per_conn": marginal,
-           "processes": nproc1,
+           "kib_per_conn": per, "processes": nproc1,
            "fds_per_conn": (fds1 - fds0) / max(1, ready["ready"]),
            "open_seconds": ready["open_seconds"], "gen_cpu": ready["cpu"],
            "errors": sum(ready["errors"].values()) + ready["conn_errors"],
            "samples": ready["samples"]}
     log(f"  {srv.name} {n} {'TLS' if tls else 'plain'}: {ready['ready']} "
-        f"open ({end['alive_at_end']} alive at end), {per:.1f} KiB/conn "
-        f"({marginal:.1f} marginal), "
+        f"open ({end['alive_at_end']} alive at end), {per:.1f} KiB/conn, "
         f"{nproc1} processes, "
         f"{out['fds_per_conn']:.1f} fds/conn, opened in {ready['open_seconds']:.0f}s")
     if ready["samples"]:
@@ -575,18 +557,14 @@ def report(a, res, mix, dropped, started):
     if res["idle"]:
         L += ["", "## Server memory per idle IDLE connection", "",
               "PSS summed over all server processes, after minus before, "
-              "divided by the connections. Marginal: \"before\" taken after "
-              "one session per user has come and gone, so that one-time "
-              "costs (libraries paged in, caches, first use of each user) "
-              "are left out."
+              "divided by the connections."
               + ("" if a.idle_stage == "idle" else
                  f" **Connections stopped after {a.idle_stage.upper()}, "
                  "not in IDLE.**"), "",
               "| connections | transport | tern KiB/conn | Dovecot KiB/conn "
-              "| tern/Dovecot | marginal KiB/conn (tern / Dovecot) "
-              "| Dovecot processes | open (tern / Dovecot) "
+              "| tern/Dovecot | Dovecot processes | open (tern / Dovecot) "
               "| server fds per conn (tern / Dovecot) |",
-              "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+              "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for tls in (False, True):
             for n in a.idle:
                 t = next((r for r in res["idle"] if r["server"] == "tern"
@@ -603,10 +581,7 @@ def report(a, res, mix, dropped, started):
                 L.append(f"| {n:,} | {'TLS 993' if tls else 'plain 143'} | "
                          f"{fmt(t and t['kib_per_conn'], 1)} | "
                          f"{dcell} | "
-                         f"{fmt(ratio, 3)} | "
-                         f"{fmt(t and t.get('marginal_kib_per_conn'), 1)} / "
-                         f"{fmt(d.get('marginal_kib_per_conn') if d and not d.get('extrapolated') else None, 1)} | "
-                         f"{d and not d.get('extrapolated') and d['processes'] or '-'} | "
+                         f"{fmt(ratio, 3)} | {d and not d.get('extrapolated') and d['processes'] or '-'} | "
                          f"{t and t['open']} / "
                          f"{'-' if d and d.get('extrapolated') else d and d['open']} | "
                          f"{fmt(t and t.get('fds_per_conn'), 1)} / "
@@ -615,9 +590,8 @@ def report(a, res, mix, dropped, started):
         for r in hib:
             L.append(f"| {r['n']:,} | {'TLS 993' if r['tls'] else 'plain 143'}"
                      f" | | {fmt(r['kib_per_conn'], 1)} (Dovecot with "
-                     f"imap_hibernate_timeout) | | "
-                     f"- / {fmt(r.get('marginal_kib_per_conn'), 1)} | "
-                     f"{r['processes']} | {r['open']} |")
+                     f"imap_hibernate_timeout) | | {r['processes']} | "
+                     f"{r['open']} |")
         for s in res.get("skipped", []):
             L.append(f"\nSkipped: {s}")
     L += ["", "Goals (issue 4): at least 2x Dovecot's ops/s; at most 16 KiB "
