@@ -213,8 +213,9 @@ append_parse(struct imap_session *s, const struct imap_arg *args, size_t argc,
 /*
  * An APPEND's file: written, fsynced and described (ENVELOPE,
  * BODYSTRUCTURE and the search fields, as a delivery does, so that FETCH
- * and SEARCH of them never parse the file) on the work pool, with data still the parser's literal; then
- * index_append gives it its UID on the loop.
+ * and SEARCH of them never parse the file) on the work pool, data still
+ * being the parser's literal; then index_append gives it its UID on the
+ * loop.
  */
 struct append_job {
 	struct store *store;
@@ -301,7 +302,7 @@ append_done(struct imap_session *s, void *arg)
 	size_t tagged_at = out.len;
 	buf_appendf(&out, "%s OK [APPENDUID %u %u] APPEND completed\r\n", s->tag, validity,
 		    uid);
-	/* The rename into cur/ is durable before the OK (index_append). */
+	/* index_append leaves its rename into cur/ for us to make durable. */
 	imap_reply_durable(s, job->dir, NULL, &out, tagged_at);
 	append_job_free(job);
 }

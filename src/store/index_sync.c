@@ -34,7 +34,8 @@ struct index_file {
 struct index_row {
 	uint32_t uid;
 	char *name;
-	size_t file; /* 1 + the index of the file that keeps its UID, 0: none */
+	size_t file; /* 0: no file keeps its UID; else, in index_classify, 1 +
+			the index of the one that does */
 };
 
 struct index_sync_ctx {
