@@ -99,3 +99,17 @@ buf_steal(struct buf *b)
 	b->len = b->cap = 0;
 	return s;
 }
+
+void
+buf_append_crlf(struct buf *b, const char *data, size_t len)
+{
+	size_t start = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (data[i] != '\n' || (i > 0 && data[i - 1] == '\r'))
+			continue;
+		buf_append(b, data + start, i - start);
+		buf_append(b, "\r\n", 2);
+		start = i + 1;
+	}
+	buf_append(b, data + start, len - start);
+}

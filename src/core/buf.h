@@ -22,6 +22,9 @@ void buf_appendc(struct buf *b, char c);
 void buf_appendf(struct buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void buf_vappendf(struct buf *b, const char *fmt, va_list ap);
+/* Appends a message with every bare LF made CRLF (a Maildir file keeps
+   LF line ends; IMAP counts and sends the CRLF form). */
+void buf_append_crlf(struct buf *b, const char *data, size_t len);
 /* Removes the first n bytes. */
 void buf_consume(struct buf *b, size_t n);
 void buf_reset(struct buf *b);

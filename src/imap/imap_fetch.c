@@ -198,21 +198,6 @@ fetch_write_date(struct buf *out, time_t t)
 		    months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-/* The message as IMAP sees it: bare LF made CRLF. */
-static void
-fetch_to_crlf(const char *data, size_t len, struct buf *out)
-{
-	size_t start = 0;
-	for (size_t i = 0; i < len; i++) {
-		if (data[i] != '\n' || (i > 0 && data[i - 1] == '\r'))
-			continue;
-		buf_append(out, data + start, i - start);
-		buf_appends(out, "\r\n");
-		start = i + 1;
-	}
-	buf_append(out, data + start, len - start);
-}
-
 /*
  * A section of the CRLF message. A part that does not exist is sent as
  * the empty string: §6.4.5 answers an origin past the end of a text with
@@ -323,7 +308,7 @@ fetch_load(struct imap_session *s, const struct fetch_req *req, struct fetch_msg
 			*error_r = xasprintf("reading uid %u: %s", fm->m.uid, strerror(errno));
 			return -1;
 		}
-		fetch_to_crlf(raw, len, &fm->data);
+		buf_append_crlf(&fm->data, raw, len);
 		free(raw);
 	}
 	if (describe && fetch_describe(s, fm, error_r) < 0)

@@ -529,26 +529,6 @@ write_part(struct mime_walk *w, const char *start, const char *end,
 	entity_close(&e);
 }
 
-/* A copy of data with every bare LF made CRLF. */
-static char *
-to_crlf(const char *data, size_t len, size_t *len_r)
-{
-	size_t k, n = 0;
-	char *out;
-
-	for (k = 0; k < len; k++)
-		n += data[k] == '\n' && (k == 0 || data[k - 1] != '\r');
-	out = xmalloc(len + n + 1);
-	for (k = 0, n = 0; k < len; k++) {
-		if (data[k] == '\n' && (k == 0 || data[k - 1] != '\r'))
-			out[n++] = '\r';
-		out[n++] = data[k];
-	}
-	out[n] = '\0';
-	*len_r = n;
-	return out;
-}
-
 int
 mime_imap_describe(const char *data, size_t len, char **envelope_r,
 		   char **bodystructure_r, char **error_r)
@@ -564,7 +544,10 @@ mime_imap_describe(const char *data, size_t len, char **envelope_r,
 		return -1;
 	}
 	mime_imap_init_once();
-	msg = to_crlf(data, len, &n);
+	struct buf crlf = BUF_INIT;
+	buf_append_crlf(&crlf, data, len);
+	n = crlf.len;
+	msg = buf_steal(&crlf);
 	hdrs_parse(msg, msg + n, &hdrs);
 	mime_imap_write_envelope(&env, &hdrs);
 	write_part(&w, msg, msg + n, 0, false);
