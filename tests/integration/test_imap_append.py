@@ -224,3 +224,28 @@ def test_append_large_message(tern_factory):
     assert tern.stop() == 0
     log = tern.log()
     assert "Sanitizer" not in log and "runtime error" not in log, log
+
+
+def test_pipelined_commands_wait_for_append(imap):
+    """Commands sent right behind an APPEND (whose file is written on a
+    worker thread while the session reads nothing) are answered after it,
+    in order, and see the appended message."""
+    _, port = imap
+    r = raw_login(port)
+    msg = make_message("pipelined", "Behind the append.\n").replace(b"\n", b"\r\n")
+    r.send(b"a APPEND INBOX {%d+}\r\n" % len(msg) + msg + b"\r\n"
+           b"s SELECT INBOX\r\n"
+           b"f UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])\r\n"
+           b"t STORE 1 +FLAGS (\\Seen)\r\n"
+           b"x LOGOUT\r\n")
+    _, ok = tagged(r, "a")
+    assert appenduid(ok.split(b"OK ", 1)[1])[1] == 1
+    untagged, _ = tagged(r, "s")
+    assert b"* 1 EXISTS\r\n" in untagged
+    untagged, _ = tagged(r, "f")
+    assert any(b"Subject: pipelined" in ln for ln in untagged), untagged
+    untagged, _ = tagged(r, "t")
+    assert untagged == [b"* 1 FETCH (FLAGS (\\Seen \\Recent))\r\n"], untagged
+    untagged, _ = tagged(r, "x")
+    assert untagged[0].startswith(b"* BYE"), untagged
+    r.close()
