@@ -153,9 +153,13 @@ index_db_open(const char *user_dir, sqlite3 **db_r, char **error_r)
 	/* Nor does closing: the last connection to close would checkpoint
 	   (two fsyncs) and delete the WAL (a directory fsync), in the loop,
 	   each time a user's last session ends. The WAL stays; commits
-	   checkpoint it when it grows (wal_autocheckpoint). */
+	   checkpoint it when it grows (wal_autocheckpoint), and when it
+	   starts over it is cut back to 256 KiB, so that the WALs of many
+	   users who were once busy do not keep megabytes of disk each. */
 	if (rc == SQLITE_OK)
 		rc = sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, "PRAGMA journal_size_limit=262144", NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
 		rc = index_schema_check(db);
 	if (rc != SQLITE_OK) {
