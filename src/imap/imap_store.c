@@ -11,7 +11,6 @@
  * believes a keyword was saved. \Recent cannot be stored and is ignored.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>

@@ -26,7 +26,6 @@ static const char index_schema[] =
 	"DROP TABLE IF EXISTS mailboxes;"
 	"DROP TABLE IF EXISTS delivered;"
 	"DROP TABLE IF EXISTS cache;"
-	"DROP TABLE IF EXISTS headers;" /* of schema 6 */
 	"CREATE TABLE mailboxes("
 	" name TEXT PRIMARY KEY,"
 	" uidvalidity INTEGER NOT NULL,"

@@ -298,7 +298,7 @@ index_delivered_take(struct index *ix, const char *mailbox,
 		int rc = sqlite3_step(st);
 		index_finish(ix, st);
 		if (rc != SQLITE_DONE)
-			return index_db_error(ix, "update", error_r);
+			return index_db_error(ix, "insert", error_r);
 	}
 	/* Exactly the rows loaded: the sync has held the write lock since. */
 	sqlite3_stmt *st = index_prepare(ix, "DELETE FROM delivered"
