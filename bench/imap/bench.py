@@ -4,9 +4,13 @@ builds tern in Release and raises the fd limit); see bench/README.md.
 """
 
 import argparse
+import array
 import asyncio
+import collections
+import ctypes
 import datetime
 import json
+import mmap
 import os
 import platform
 import pwd
@@ -29,6 +33,7 @@ import mailgen  # noqa: E402
 DOMAIN = "example.test"
 PASSWORD = "bench-pw"
 CLK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def log(msg):
@@ -90,6 +95,7 @@ def tree(pid):
 
 
 def pss_kib(pids):
+    """The kernel's PSS summed over pids: quick, used to see memory settle."""
     total = 0
     for p in pids:
         try:
@@ -101,6 +107,51 @@ def pss_kib(pids):
         except OSError:
             pass
     return total
+
+
+def zero_frame():
+    """The kernel's shared zero page, which a read of untouched anonymous
+    memory maps and which PSS never counts."""
+    m = mmap.mmap(-1, PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    m[0]  # a read fault maps the zero page
+    addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
+    with open("/proc/self/pagemap", "rb") as pm:
+        pm.seek(addr // PAGE * 8)
+        return int.from_bytes(pm.read(8), "little") & ((1 << 55) - 1)
+
+
+def resident_frames(pid):
+    """Physical page frames resident in pid's memory (root reads them)."""
+    out = []
+    try:
+        with open(f"/proc/{pid}/maps") as maps, \
+                open(f"/proc/{pid}/pagemap", "rb") as pm:
+            for ln in maps:
+                lo, hi = (int(x, 16) for x in ln.split(None, 1)[0].split("-"))
+                if lo >= 1 << 47:  # [vsyscall]: no pagemap entries
+                    continue
+                pm.seek(lo // PAGE * 8)
+                entries = array.array("Q")
+                entries.frombytes(pm.read((hi - lo) // PAGE * 8))
+                out.extend(e & ((1 << 55) - 1) for e in entries if e >> 63)
+    except OSError:
+        pass  # the process ended
+    return out
+
+
+def server_pss_kib(pids):
+    """PSS as if the server ran alone: a frame that k of pids map counts
+    1/k to each of them, however many other processes map it. The
+    kernel's PSS also divides by the load generator's mappings: Python's
+    ssl maps the same libcrypto as the server, so the server looked 2 MB
+    smaller once 1,000 TLS clients were connected."""
+    zero = zero_frame()
+    frames = [resident_frames(p) for p in pids]
+    count = collections.Counter()
+    for f in frames:
+        count.update(f)
+    pages = sum(1.0 / count[x] for f in frames for x in f if x != zero)
+    return round(pages * PAGE / 1024)
 
 
 def cpu_seconds(root):
@@ -130,7 +181,8 @@ def fd_count(pids):
 
 
 def settled_pss(root, min_wait=2.0, max_wait=20.0):
-    """Sum of PSS over the server's processes once it stops moving."""
+    """The server's memory (server_pss_kib) once the kernel's PSS of its
+    processes stops moving, and how many processes it has."""
     time.sleep(min_wait)
     last = pss_kib(tree(root))
     end = time.monotonic() + max_wait
@@ -138,9 +190,10 @@ def settled_pss(root, min_wait=2.0, max_wait=20.0):
         time.sleep(1.0)
         now = pss_kib(tree(root))
         if abs(now - last) <= max(64, last * 0.005):
-            return now, len(tree(root))
+            break
         last = now
-    return last, len(tree(root))
+    pids = tree(root)
+    return server_pss_kib(pids), len(pids)
 
 
 # --- the two servers -----------------------------------------------------------
@@ -441,10 +494,9 @@ def run_ops(a, srv, clients, mix):
     return out
 
 
-def run_idle(a, srv, n, tls):
-    root = srv.root_pid()
-    before, nproc0 = settled_pss(root, min_wait=1.0)
-    fds0 = fd_count(tree(root))
+def idle_clients(a, srv, n, tls):
+    """Starts the load generator's n idle connections; returns it and its
+    report once they are all open (or failed)."""
     g = subprocess.Popen(
         [sys.executable, str(HERE / "loadgen.py"), "idle",
          "--port", str(srv.tls_port if tls else srv.port),
@@ -452,24 +504,48 @@ def run_idle(a, srv, n, tls):
          "--users", str(a.users), "--password", PASSWORD,
          "--concurrency", str(a.concurrency), "--stage", a.idle_stage],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    ready = json.loads(g.stdout.readline())
-    after, nproc1 = settled_pss(root, min_wait=6.0 if "hib" in srv.name else 2.0)
-    fds1 = fd_count(tree(root))
+    return g, json.loads(g.stdout.readline())
+
+
+def close_clients(g):
+    """Closes the generator's connections; how many were still alive."""
     g.stdin.write("\n")
     g.stdin.flush()
     end = json.loads(g.stdout.readline())
     g.wait(timeout=120)
-    per = (after - before) / max(1, ready["ready"])
+    return end["alive_at_end"]
+
+
+def run_idle(a, srv, n, tls):
+    """Memory per idle connection, twice: from the fresh server ("cold":
+    everything it pays once, such as SQLite's code and the TLS handshake's
+    paged in, spread over the n connections) and from after one session
+    of the same kind came and went ("warm": what each connection costs)."""
+    root = srv.root_pid()
+    fresh, nproc0 = settled_pss(root, min_wait=1.0)
+    g, _ = idle_clients(a, srv, 1, tls)
+    close_clients(g)
+    warm, _ = settled_pss(root, min_wait=1.0)
+    fds0 = fd_count(tree(root))
+    g, ready = idle_clients(a, srv, n, tls)
+    after, nproc1 = settled_pss(root, min_wait=6.0 if "hib" in srv.name else 2.0)
+    fds1 = fd_count(tree(root))
+    alive = close_clients(g)
+    opened = max(1, ready["ready"])
+    per = (after - fresh) / opened
     out = {"server": srv.name, "n": n, "tls": tls, "open": ready["ready"],
-           "alive_at_end": end["alive_at_end"],
-           "pss_before_kib": before, "pss_after_kib": after,
-           "kib_per_conn": per, "processes": nproc1,
-           "fds_per_conn": (fds1 - fds0) / max(1, ready["ready"]),
+           "alive_at_end": alive,
+           "pss_fresh_kib": fresh, "pss_warm_kib": warm,
+           "pss_after_kib": after,
+           "kib_per_conn": per, "warm_kib_per_conn": (after - warm) / opened,
+           "processes": nproc1,
+           "fds_per_conn": (fds1 - fds0) / opened,
            "open_seconds": ready["open_seconds"], "gen_cpu": ready["cpu"],
            "errors": sum(ready["errors"].values()) + ready["conn_errors"],
            "samples": ready["samples"]}
     log(f"  {srv.name} {n} {'TLS' if tls else 'plain'}: {ready['ready']} "
-        f"open ({end['alive_at_end']} alive at end), {per:.1f} KiB/conn, "
+        f"open ({alive} alive at end), {per:.1f} KiB/conn cold, "
+        f"{out['warm_kib_per_conn']:.1f} warm, "
         f"{nproc1} processes, "
         f"{out['fds_per_conn']:.1f} fds/conn, opened in {ready['open_seconds']:.0f}s")
     if ready["samples"]:
@@ -491,6 +567,13 @@ def mem_available_kib():
 
 def fmt(x, nd=0):
     return "-" if x is None else f"{x:,.{nd}f}"
+
+
+def cold_warm(r):
+    """"cold / warm" KiB per connection of an idle run's result."""
+    if not r:
+        return "-"
+    return f"{fmt(r['kib_per_conn'], 1)} / {fmt(r.get('warm_kib_per_conn'), 1)}"
 
 
 def report(a, res, mix, dropped, started):
@@ -556,13 +639,18 @@ def report(a, res, mix, dropped, started):
             L.append(f"| {n} | " + " | ".join(cells) + " |")
     if res["idle"]:
         L += ["", "## Server memory per idle IDLE connection", "",
-              "PSS summed over all server processes, after minus before, "
-              "divided by the connections."
+              "The server's memory with the connections open minus before, "
+              "divided by the connections: PSS over the server's processes, "
+              "a page shared with k of them counting 1/k (pages shared with "
+              "the load generator count whole). **cold**: from the fresh "
+              "server, so what it pays once (code paged in, per-user "
+              "state) is spread over the connections; **warm**: from after "
+              "one session of the same kind came and went."
               + ("" if a.idle_stage == "idle" else
                  f" **Connections stopped after {a.idle_stage.upper()}, "
                  "not in IDLE.**"), "",
-              "| connections | transport | tern KiB/conn | Dovecot KiB/conn "
-              "| tern/Dovecot | Dovecot processes | open (tern / Dovecot) "
+              "| connections | transport | tern KiB/conn (cold / warm) "
+              "| Dovecot KiB/conn (cold / warm) | tern/Dovecot (cold) | Dovecot processes | open (tern / Dovecot) "
               "| server fds per conn (tern / Dovecot) |",
               "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for tls in (False, True):
@@ -575,11 +663,11 @@ def report(a, res, mix, dropped, started):
                     continue
                 ratio = (t["kib_per_conn"] / d["kib_per_conn"]) if t and d \
                     and d["kib_per_conn"] else None
-                dcell = fmt(d and d['kib_per_conn'], 1)
+                dcell = cold_warm(d)
                 if d and d.get("extrapolated"):
                     dcell = f"({dcell}: the {min(a.idle):,} figure, not measured)"
                 L.append(f"| {n:,} | {'TLS 993' if tls else 'plain 143'} | "
-                         f"{fmt(t and t['kib_per_conn'], 1)} | "
+                         f"{cold_warm(t)} | "
                          f"{dcell} | "
                          f"{fmt(ratio, 3)} | {d and not d.get('extrapolated') and d['processes'] or '-'} | "
                          f"{t and t['open']} / "
@@ -589,7 +677,7 @@ def report(a, res, mix, dropped, started):
         hib = [r for r in res["idle"] if r["server"] == "dovecot-hibernate"]
         for r in hib:
             L.append(f"| {r['n']:,} | {'TLS 993' if r['tls'] else 'plain 143'}"
-                     f" | | {fmt(r['kib_per_conn'], 1)} (Dovecot with "
+                     f" | | {cold_warm(r)} (Dovecot with "
                      f"imap_hibernate_timeout) | | {r['processes']} | "
                      f"{r['open']} |")
         for s in res.get("skipped", []):
@@ -735,11 +823,10 @@ def main():
                                 log("skipped: " + s)
                                 res["skipped"].append(s)
                                 continue
-                        # A fresh server for each measure, and no round
-                        # before it: memory freed by earlier sessions stays
-                        # in the heap and would be reused for free. So the
-                        # figure includes one-time per-user costs too,
-                        # spread over the N connections.
+                        # A fresh server for each measure: memory freed by
+                        # earlier rounds stays in the heap and would be
+                        # reused for free (run_idle's warm-up is one
+                        # session, a few kilobytes).
                         srv.stop()
                         srv.start()
                         res["idle"].append(run_idle(a, srv, n, tls))

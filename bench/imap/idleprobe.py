@@ -5,12 +5,11 @@
     idleprobe.py --dir DIR --build build-rel --n 1000 [--tls] [--env K=V]
 
 Starts ternd from --build on DIR/tern/tern.conf (the Maildirs and indexes
-bench.py made and warmed), measures PSS as bench.py does (settled, after
-minus before, over the connections), prints one JSON line, stops ternd.
+bench.py made and warmed), measures memory per connection as bench.py
+does (bench.run_idle: cold and warm), prints one JSON line, stops ternd.
 --env sets variables for ternd (MALLOC_ARENA_MAX=1, LD_PRELOAD=...), so
 one directory serves many comparisons in seconds instead of a full
-bench.py run each. --malloc-stats asks glibc (through gdb) for
-malloc_stats() with the connections open; it lands in DIR/tern/ternd.log.
+bench.py run each.
 """
 
 import argparse
@@ -26,6 +25,18 @@ sys.path.insert(0, str(HERE))
 import bench  # noqa: E402
 
 
+class Ternd:
+    """What bench.run_idle needs of a server."""
+    name = "tern"
+
+    def __init__(self, proc, port):
+        self.proc = proc
+        self.port = self.tls_port = port
+
+    def root_pid(self):
+        return self.proc.pid
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dir", required=True)
@@ -37,11 +48,8 @@ def main():
     p.add_argument("--users", type=int, default=100)
     p.add_argument("--concurrency", type=int, default=50)
     p.add_argument("--env", action="append", default=[])
-    p.add_argument("--malloc-stats", action="store_true")
-    p.add_argument("--trim", action="store_true",
-                   help="also measure after malloc_trim(0) (through gdb): "
-                   "what fragmentation costs")
     a = p.parse_args()
+    a.idle_stage = a.stage
     tdir = Path(a.dir) / "tern"
     conf = (tdir / "tern.conf").read_text()
     ports = dict(ln.split(" = ") for ln in conf.splitlines()
@@ -59,40 +67,15 @@ def main():
     try:
         if not bench.wait_port(port, proc) or proc.poll() is not None:
             raise SystemExit("ternd did not start (see ternd.log)")
-        before, _ = bench.settled_pss(proc.pid, min_wait=1.0)
-        g = subprocess.Popen(
-            [sys.executable, str(HERE / "loadgen.py"), "idle",
-             "--port", str(port), *(["--tls"] if a.tls else []),
-             "--clients", str(a.n), "--users", str(a.users),
-             "--password", bench.PASSWORD, "--concurrency",
-             str(a.concurrency), "--stage", a.stage],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        ready = json.loads(g.stdout.readline())
-        after, _ = bench.settled_pss(proc.pid, min_wait=2.0)
-        trimmed = None
-        if a.trim:
-            subprocess.run(["gdb", "-p", str(proc.pid), "-batch", "-ex",
-                            "call (int)malloc_trim(0)"], capture_output=True)
-            trimmed, _ = bench.settled_pss(proc.pid, min_wait=1.0)
-        if a.malloc_stats:
-            subprocess.run(["gdb", "-p", str(proc.pid), "-batch", "-ex",
-                            "call (void)malloc_stats()"],
-                           capture_output=True)
-        g.stdin.write("\n")
-        g.stdin.flush()
-        end = json.loads(g.stdout.readline())
-        g.wait(timeout=120)
-        n = max(1, ready["ready"])
+        r = bench.run_idle(a, Ternd(proc, port), a.n, a.tls)
         print(json.dumps({"n": a.n, "tls": a.tls, "stage": a.stage,
-                          "env": a.env, "open": ready["ready"],
-                          "alive": end["alive_at_end"],
-                          "errors": sum(ready["errors"].values())
-                          + ready["conn_errors"],
-                          "before_kib": before, "after_kib": after,
-                          "kib_per_conn": round((after - before) / n, 2),
-                          **({"trimmed_kib_per_conn":
-                              round((trimmed - before) / n, 2)}
-                             if trimmed is not None else {})}))
+                          "env": a.env, "open": r["open"],
+                          "alive": r["alive_at_end"], "errors": r["errors"],
+                          "fresh_kib": r["pss_fresh_kib"],
+                          "warm_kib": r["pss_warm_kib"],
+                          "after_kib": r["pss_after_kib"],
+                          "cold": round(r["kib_per_conn"], 2),
+                          "warm": round(r["warm_kib_per_conn"], 2)}))
     finally:
         proc.terminate()
         proc.wait(timeout=30)
