@@ -388,6 +388,13 @@ server_main(const char *config_path, bool detach, session_start_fn *const starts
 		r = -1;
 	/* After detaching: threads do not survive fork(). */
 	if (r == 0) {
+		/*
+		 * glibc gives each thread that allocates an arena of its own
+		 * (up to 8 a core), and each keeps its freed pages. The workers
+		 * allocate little (a password check, a message's parse): they
+		 * share one arena, the loop has the main one.
+		 */
+		mallopt(M_ARENA_MAX, 2);
 		rt.srv.pool = workpool_new(rt.srv.base, SERVER_DELIVERY_THREADS);
 		index_sync_use_pool(rt.srv.pool);
 	}

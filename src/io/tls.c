@@ -36,6 +36,14 @@ tls_server_ctx_new(const char *cert_path, const char *key_path, char **error_r)
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
 				 SSL_OP_CIPHER_SERVER_PREFERENCE);
 	/*
+	 * TLS 1.3: AES-128-GCM first (OpenSSL's default puts AES-256 first).
+	 * It is as safe for mail, faster, and its SHA-256 handshake hash keeps
+	 * about 200 bytes less per connection for as long as it is open.
+	 */
+	if (SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+					  "TLS_CHACHA20_POLY1305_SHA256") != 1)
+		abort();
+	/*
 	 * Idle sessions must cost little: release OpenSSL's read and write
 	 * buffers whenever they are empty. Writes come from an evbuffer that
 	 * may move between retries.
