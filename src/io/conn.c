@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "core/net.h"
 #include "core/util.h"
+#include "io/deadline.h"
 
 /*
  * The connection layer under every protocol: a bounded input buffer with a
@@ -33,14 +34,15 @@ struct conn {
 	int fd;
 	/*
 	 * Thousands of sessions sit idle for hours (IMAP IDLE), so an idle
-	 * conn holds only what it must: ev_read and ev_timer. ev_write and
+	 * conn holds only what it must: ev_read and its place in the queue
+	 * of conns with the same timeout (deadline.c). ev_write and
 	 * the output evbuffer exist while output is queued, ev_later while a
 	 * run from the loop is due; each is made on first need and freed
 	 * when done (conn_want_write, conn_out, conn_schedule).
 	 */
 	struct event *ev_read;
 	struct event *ev_write;
-	struct event *ev_timer;
+	struct deadline timeout; /* armed while timeout_ms is set, until closing */
 	struct event *ev_later; /* runs on_input or the close from the loop */
 	struct event *ev_delay; /* conn_pause_for, made on first use */
 	void (*delay_then)(struct conn *c, void *ctx);
@@ -124,7 +126,7 @@ peer_slot_put(struct peer_slot *slot)
 
 static void conn_on_read(evutil_socket_t fd, short what, void *arg);
 static void conn_on_write(evutil_socket_t fd, short what, void *arg);
-static void conn_on_timer(evutil_socket_t fd, short what, void *arg);
+static void conn_on_timeout(struct deadline *d);
 static void conn_on_later(evutil_socket_t fd, short what, void *arg);
 static void conn_schedule(struct conn *c);
 static void conn_finish(struct conn *c);
@@ -205,8 +207,7 @@ conn_alloc(struct event_base *base, int fd, const struct sockaddr *peer, socklen
 			c->local_port = ntohs(((struct sockaddr_in6 *)&local)->sin6_port);
 	}
 	c->ev_read = event_new(base, fd, EV_READ | EV_PERSIST, conn_on_read, c);
-	c->ev_timer = evtimer_new(base, conn_on_timer, c);
-	if (c->ev_read == NULL || c->ev_timer == NULL)
+	if (c->ev_read == NULL)
 		abort();
 	/* Outgoing connections do not count against the server's limits. */
 	c->client = client;
@@ -279,7 +280,7 @@ conn_fail(struct conn *c, const char *fmt, ...)
 	c->closing = true;
 	event_del(c->ev_read);
 	conn_stop_write(c);
-	evtimer_del(c->ev_timer);
+	deadline_cancel(&c->timeout);
 	conn_schedule(c);
 }
 
@@ -341,12 +342,10 @@ void
 conn_set_timeout_ms(struct conn *c, unsigned ms)
 {
 	c->timeout_ms = ms;
-	if (ms == 0) {
-		evtimer_del(c->ev_timer);
-		return;
-	}
-	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
-	evtimer_add(c->ev_timer, &tv);
+	if (ms == 0)
+		deadline_cancel(&c->timeout);
+	else
+		deadline_arm(&c->timeout, c->base, ms, conn_on_timeout);
 }
 
 /* Drops the lines already handed out, so the buffer holds only new input. */
@@ -511,7 +510,7 @@ conn_close(struct conn *c)
 {
 	c->closing = true;
 	event_del(c->ev_read);
-	evtimer_del(c->ev_timer);
+	deadline_cancel(&c->timeout);
 	conn_schedule(c);
 }
 
@@ -526,7 +525,7 @@ conn_free(struct conn *c)
 {
 	event_free(c->ev_read);
 	conn_stop_write(c);
-	event_free(c->ev_timer);
+	deadline_cancel(&c->timeout);
 	if (c->ev_later != NULL)
 		event_free(c->ev_later);
 	if (c->ev_delay != NULL)
@@ -567,7 +566,7 @@ conn_finish(struct conn *c)
 	c->closed = true;
 	event_del(c->ev_read);
 	conn_stop_write(c);
-	evtimer_del(c->ev_timer);
+	deadline_cancel(&c->timeout);
 	if (c->ssl != NULL && !c->handshaking && !c->connecting)
 		SSL_shutdown(c->ssl); /* close_notify, best effort */
 	shutdown(c->fd, SHUT_RDWR);
@@ -866,11 +865,9 @@ conn_on_write(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-conn_on_timer(evutil_socket_t fd, short what, void *arg)
+conn_on_timeout(struct deadline *d)
 {
-	struct conn *c = arg;
-	(void)fd;
-	(void)what;
+	struct conn *c = (struct conn *)((char *)d - offsetof(struct conn, timeout));
 	if (c->closing)
 		return;
 	c->handler->on_timeout(c, c->ctx);
