@@ -518,6 +518,12 @@ sasl_begin(struct userdb *db, const char *mechanism)
 	return NULL;
 }
 
+const char *
+sasl_mechanism(const struct sasl *s)
+{
+	return s->mech->name;
+}
+
 void
 sasl_set_pool(struct sasl *s, struct workpool *pool, sasl_done_fn *done, void *ctx)
 {

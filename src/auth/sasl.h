@@ -50,6 +50,8 @@ enum sasl_result sasl_step(struct sasl *s, const char *response, char **challeng
 const char *sasl_user(const struct sasl *s);
 /* The login name the client claimed, for the failure log (never a password). */
 const char *sasl_login(const struct sasl *s);
+/* The mechanism's name, upper case ("PLAIN"), for the log. */
+const char *sasl_mechanism(const struct sasl *s);
 void sasl_free(struct sasl **s);
 
 #endif

@@ -32,7 +32,6 @@ void
 imap_auth_reset(struct imap_session *s)
 {
 	sasl_free(&s->sasl);
-	s->mech[0] = '\0';
 	/* A check still running finds no session: it frees itself. */
 	userdb_check_abandon(&s->login_check);
 	free(s->login_name);
@@ -215,7 +214,7 @@ imap_auth_result(struct imap_session *s, enum sasl_result r)
 		conn_pause(s->conn);
 		return;
 	case SASL_OK:
-		imap_auth_ok(s, xstrdup(sasl_user(s->sasl)), s->mech);
+		imap_auth_ok(s, xstrdup(sasl_user(s->sasl)), sasl_mechanism(s->sasl));
 		break;
 	case SASL_FAIL:
 		imap_auth_fail(s, sasl_login(s->sasl));
@@ -267,9 +266,6 @@ imap_cmd_authenticate(struct imap_session *s, const struct imap_arg *args, size_
 		return 0;
 	}
 	sasl_set_pool(s->sasl, s->srv->pool, imap_auth_check_done, s);
-	snprintf(s->mech, sizeof(s->mech), "%s", mech);
-	for (char *p = s->mech; *p != '\0'; p++)
-		*p = (char)(*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p);
 	imap_auth_step(s, ir);
 	return 0;
 }

@@ -72,11 +72,11 @@ struct imap_session {
 	char tag[IMAP_PARSE_TAG_MAX + 1];
 	bool discarding;   /* throwing away the rest of a rejected command */
 	bool logged_out;
+	bool delayed;
+	bool idling;       /* between IDLE's "+" and DONE */
 	unsigned bad_commands;
 	unsigned auth_failures;
 	struct sasl *sasl; /* an AUTHENTICATE exchange under way */
-	char mech[32];
-	bool delayed;
 	/* A LOGIN's password check on the pool; input waits for it. */
 	struct userdb_check *login_check;
 	char *login_name;  /* its claimed name, for the failure log */
@@ -86,7 +86,6 @@ struct imap_session {
 	struct imap_selected sel; /* valid in IMAP_STATE_SELECTED */
 	struct imap_fetch_run *fetch; /* a FETCH waiting for its output to drain */
 	struct imap_job *job; /* a command's part on the work pool; input waits */
-	bool idling;       /* between IDLE's "+" and DONE */
 	struct dirwatch *idle_watch;
 	/* While idling, sel.uids may be kept here as runs instead
 	   (imap_idle.c); sel.uids is then NULL. */

@@ -35,7 +35,6 @@ pop3_auth_reset(struct pop3_session *s)
 	free(s->user);
 	s->user = NULL;
 	sasl_free(&s->sasl);
-	s->mech[0] = '\0';
 	/* A check still running finds no session: it frees itself. */
 	userdb_check_abandon(&s->pass_check);
 	free(s->pass_login);
@@ -231,7 +230,7 @@ pop3_auth_result(struct pop3_session *s, enum sasl_result r)
 		conn_pause(s->conn);
 		return;
 	case SASL_OK:
-		pop3_auth_ok(s, xstrdup(sasl_user(s->sasl)), s->mech);
+		pop3_auth_ok(s, xstrdup(sasl_user(s->sasl)), sasl_mechanism(s->sasl));
 		break;
 	case SASL_FAIL:
 		pop3_auth_fail(s, sasl_login(s->sasl));
@@ -292,9 +291,6 @@ pop3_cmd_auth(struct pop3_session *s, int argc, char **argv)
 		return 0;
 	}
 	sasl_set_pool(s->sasl, s->srv->pool, pop3_auth_check_done, s);
-	snprintf(s->mech, sizeof(s->mech), "%s", argv[0]);
-	for (char *p = s->mech; *p != '\0'; p++)
-		*p = (char)(*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p);
 	pop3_auth_step(s, argc == 2 ? argv[1] : NULL);
 	return 0;
 }

@@ -39,7 +39,6 @@ struct pop3_session {
 	char *user;                /* the USER argument, waiting for PASS */
 	char *address;             /* canonical address once logged in */
 	struct sasl *sasl;         /* an AUTH exchange: the next line is the response */
-	char mech[16];             /* its mechanism, for the log */
 	struct userdb_check *pass_check; /* PASS's check on the pool; input waits */
 	char *pass_login;          /* its claimed name, for the failure log */
 	bool logged_out;           /* the final log line is written */

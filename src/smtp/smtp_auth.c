@@ -3,7 +3,6 @@
  * command, the 334 challenge / response loop, the delay after a failure
  * (auth/authguard.h), and who may use which envelope sender afterwards.
  */
-#include <ctype.h>
 #include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +28,6 @@ smtp_auth_clear(struct smtp_session *s)
 	sasl_free(&s->sasl);
 	free(s->auth_user);
 	s->auth_user = NULL;
-	s->auth_mech[0] = '\0';
 }
 
 /* After the pause: the answer to the failed exchange, then input again. */
@@ -86,7 +84,7 @@ smtp_auth_succeeded(struct smtp_session *s)
 	}
 	authguard_succeeded(s->srv->guard, conn_peer_addr(s->conn), user);
 	s->auth_user = xstrdup(user);
-	log_info("%s: auth ok user=<%s> mech=%s rip=%s", s->id, user, s->auth_mech,
+	log_info("%s: auth ok user=<%s> mech=%s rip=%s", s->id, user, sasl_mechanism(s->sasl),
 		 conn_peer(s->conn));
 	smtp_reply(s, "235 2.7.0 Authentication successful");
 }
@@ -201,16 +199,11 @@ smtp_cmd_auth(struct smtp_session *s, char *args)
 		smtp_reply_bad(s, "501 5.5.4 Syntax: AUTH mechanism [initial-response]");
 		return;
 	}
-	if (strlen(mech) >= sizeof(s->auth_mech) ||
-	    (s->sasl = sasl_begin(s->srv->users, mech)) == NULL) {
+	if ((s->sasl = sasl_begin(s->srv->users, mech)) == NULL) {
 		smtp_reply_bad(s, "504 5.5.4 Unrecognized authentication type");
 		return;
 	}
 	sasl_set_pool(s->sasl, s->srv->pool, smtp_auth_check_done, s);
-	/* Known to be a mechanism name now: safe to keep for the log. */
-	for (size_t i = 0; mech[i] != '\0'; i++)
-		s->auth_mech[i] = (char)toupper((unsigned char)mech[i]);
-	s->auth_mech[strlen(mech)] = '\0';
 	/* "*" as the initial response cancels as well (RFC 4954 §4). */
 	if (initial != NULL && strcmp(initial, "*") == 0) {
 		sasl_free(&s->sasl);

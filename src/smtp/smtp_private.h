@@ -72,7 +72,6 @@ struct smtp_session {
 
 	/* AUTH (RFC 4954), smtp_auth.c. */
 	struct sasl *sasl;        /* an exchange in progress: lines are responses */
-	char auth_mech[16];       /* its mechanism, for the log */
 	char *auth_user;          /* the authenticated address, or NULL */
 	unsigned auth_failures;   /* in this session */
 };

@@ -200,6 +200,7 @@ index_free(struct index *ix)
 	index_unlink_handle(ix);
 	for (size_t i = 0; i < ix->nstmts; i++)
 		sqlite3_finalize(ix->stmts[i].st);
+	free(ix->stmts);
 	sqlite3_close(ix->db);
 	free(ix->user_dir);
 	free(ix);
@@ -321,6 +322,10 @@ index_trim(struct index *ix)
 			sqlite3_finalize(ix->stmts[i].st);
 	}
 	ix->nstmts = kept;
+	if (kept == 0) {
+		free(ix->stmts);
+		ix->stmts = NULL;
+	}
 	if (ix->db != NULL)
 		sqlite3_db_release_memory(ix->db);
 }
@@ -405,9 +410,12 @@ index_prepare(struct index *ix, const char *sql, char **error_r)
 		index_db_error(ix, "prepare", error_r);
 		return NULL;
 	}
-	if (!cached && ix->nstmts < INDEX_STMT_CACHE)
+	if (!cached && ix->nstmts < INDEX_STMT_CACHE) {
+		if (ix->stmts == NULL)
+			ix->stmts = xcalloc(INDEX_STMT_CACHE, sizeof(*ix->stmts));
 		ix->stmts[ix->nstmts++] = (struct index_stmt){ .sql = sql, .st = st,
 							       .in_use = true };
+	}
 	return st;
 }
 

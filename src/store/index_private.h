@@ -29,7 +29,8 @@ struct index {
 	ino_t ino;
 	unsigned refs; /* 0: kept open for the user's next session */
 	unsigned idle; /* of the refs, sessions waiting in IDLE */
-	struct index_stmt stmts[INDEX_STMT_CACHE];
+	/* INDEX_STMT_CACHE of them while any is kept; NULL while none (idle). */
+	struct index_stmt *stmts;
 	size_t nstmts;
 	struct index *next;
 };
