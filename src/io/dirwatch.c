@@ -40,8 +40,8 @@ struct dirwatch {
 	dirwatch_fn *fn;
 	void *arg;
 	bool polling; /* a watch was refused: the timer polls instead */
+	unsigned char nlinks;
 	struct dirwatch_link links[DIRWATCH_SUBS_MAX];
-	size_t nlinks;
 };
 
 struct watched_dir {
