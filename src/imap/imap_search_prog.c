@@ -329,6 +329,12 @@ static struct sk *
 sk_parse_key(struct sk_parser *p, const struct imap_arg *args, size_t argc, size_t *i,
 	     size_t depth)
 {
+	/* OR and NOT count their keys, not the arguments those keys take:
+	   "OR NOT A" runs out only here. */
+	if (*i >= argc) {
+		p->error = "Search key is missing its argument";
+		return NULL;
+	}
 	const struct imap_arg *a = &args[(*i)++];
 	if (depth >= SK_DEPTH_MAX) {
 		p->error = "Search program too deeply nested";
@@ -430,7 +436,8 @@ imap_search_parse(const struct imap_arg *args, size_t argc, struct imap_search *
 		*badcharset_r = strcasecmp(cs, "UTF-8") != 0 && strcasecmp(cs, "US-ASCII") != 0;
 		i += 2;
 	}
-	prog->root = sk_parse_and(&p, args + i, argc - i, 0);
+	/* No keys: args may be NULL, and NULL + 0 is undefined in C. */
+	prog->root = argc > i ? sk_parse_and(&p, args + i, argc - i, 0) : NULL;
 	if (prog->root == NULL) {
 		free(prog);
 		*error_r = argc == i ? "Missing search keys" : p.error;

@@ -334,6 +334,10 @@ def test_malformed(imap):
     assert "Unknown search key" in bad(m, "SEEN", "BOGUS")
     assert "Search key is missing its argument" in bad(m, "FROM")
     assert "Search key is missing its argument" in bad(m, "OR", "SEEN")
+    # OR's second key runs past the end only after NOT took its own (found
+    # by tests/fuzz: it read past the arguments).
+    assert "Search key is missing its argument" in bad(m, "OR", "NOT", "SEEN")
+    assert "Search key is missing its argument" in bad(m, "NOT", "OR", "NOT", "SEEN")
     assert "Invalid search key argument" in bad(m, "BEFORE", "2026-01-05")
     assert "Invalid search key argument" in bad(m, "ON", "31-Feb-2026")
     assert "Invalid search key argument" in bad(m, "LARGER", "big")
