@@ -472,7 +472,10 @@ struct mime_entity {
 /* Header, then body up to end. Without Content-Type it is text/plain;
  * charset=us-ascii, or message/rfc822 inside a digest (RFC 2045 5.2,
  * RFC 2046 5.1.5). Too deep, it is an opaque application/octet-stream;
- * a message/rfc822 with a non-identity encoding is opaque too. */
+ * so is a message/rfc822 with a non-identity encoding (RFC 2046 5.2.1
+ * forbids one): RFC 3501 7.4.2 gives "MESSAGE" "RFC822" an envelope and
+ * a body that an encoded message cannot be walked for, and a client
+ * parsing the BODYSTRUCTURE expects them. */
 static void
 entity_open(struct mime_entity *e, const char *start, const char *end,
 	    int depth, bool in_digest)
@@ -500,6 +503,10 @@ entity_open(struct mime_entity *e, const char *start, const char *end,
 		char *enc = mime_imap_hdr_value(&e->hdrs, "Content-Transfer-Encoding");
 		e->message = is_identity_encoding(enc != NULL && *enc != '\0' ? enc : "7bit");
 		free(enc);
+		if (!e->message) {
+			e->type = "application";
+			e->subtype = "octet-stream";
+		}
 	}
 }
 

@@ -154,6 +154,34 @@ test_garbage(void)
 	}
 }
 
+/*
+ * A message/rfc822 part in base64 (RFC 2046 5.2.1 forbids it, mail has
+ * it) cannot be walked for the envelope and body that "MESSAGE" "RFC822"
+ * promises (RFC 3501 7.4.2): it is an opaque application/octet-stream,
+ * and BODY can still be made from the BODYSTRUCTURE (found by tests/fuzz).
+ */
+static void
+test_encoded_message_part(void)
+{
+	char *env, *bs;
+	struct buf b = BUF_INIT;
+
+	describe("Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+		 "--b\r\nContent-Type: message/rfc822\r\n"
+		 "Content-Transfer-Encoding: base64\r\n\r\n"
+		 "U3ViamVjdDogaGkNCg0KYm9keQ0K\r\n--b--\r\n",
+		 &env, &bs);
+	TEST_ASSERT_STREQ(bs, "((\"APPLICATION\" \"OCTET-STREAM\" NIL NIL NIL "
+			      "\"BASE64\" 28 NIL NIL NIL NIL) \"MIXED\" "
+			      "(\"BOUNDARY\" \"b\") NIL NIL NIL)");
+	TEST_ASSERT(mime_imap_body_strip(bs, &b) == 0);
+	TEST_ASSERT_STREQ(b.data, "((\"APPLICATION\" \"OCTET-STREAM\" NIL NIL NIL "
+				  "\"BASE64\" 28) \"MIXED\")");
+	buf_free(&b);
+	free(env);
+	free(bs);
+}
+
 /* Deep nesting ends in an opaque part instead of deep recursion. */
 static void
 test_deep_nesting(void)
@@ -428,6 +456,7 @@ main(void)
 	test_run("literal_and_quoting", test_literal_and_quoting);
 	test_run("unterminated_multipart", test_unterminated_multipart);
 	test_run("garbage", test_garbage);
+	test_run("encoded_message_part", test_encoded_message_part);
 	test_run("deep_nesting", test_deep_nesting);
 	test_run("part_find_nested", test_part_find_nested);
 	test_run("part_find_single", test_part_find_single);
