@@ -82,8 +82,11 @@ static const char index_schema[] =
  * The index is a cache of the Maildir, so a schema change needs no
  * migration: an older database is emptied and rebuilt from the Maildir
  * (UIDs and UIDVALIDITY come back from the file names and tern-uidlist).
+ * So does a change in what the cached texts say: 7 describes a
+ * message/rfc822 part with an encoding as opaque, where 6 cached a
+ * BODYSTRUCTURE that broke RFC 3501's grammar.
  */
-#define INDEX_SCHEMA_VERSION 6
+#define INDEX_SCHEMA_VERSION 7
 
 static int
 index_schema_version(sqlite3 *db)

@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "core/buf.h"
 #include "core/util.h"
 #include "store/index.h"
@@ -283,6 +285,73 @@ test_rebuild(void)
 	teardown();
 }
 
+/* Runs sql on the index file itself, with no handle of ours open on it. */
+static void
+index_file_exec(const char *sql)
+{
+	index_close_unused();
+	char *path = xasprintf("%s/tern-index.sqlite", test_root);
+	sqlite3 *db = NULL;
+	TEST_ASSERT(sqlite3_open(path, &db) == SQLITE_OK);
+	TEST_ASSERT(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(db);
+	free(path);
+}
+
+static int
+count_rows(void *arg, int ncol, char **vals, char **names)
+{
+	(void)ncol;
+	(void)vals;
+	(void)names;
+	(*(int *)arg)++;
+	return 0;
+}
+
+/*
+ * An index of another schema version is emptied and made again from the
+ * Maildir: the same UIDs, UIDVALIDITY and flags, and nothing the old
+ * version cached (its descriptions may be wrong).
+ */
+static void
+test_schema_change(void)
+{
+	setup();
+	make_three();
+	struct index *ix = open_ix();
+	struct index_sync_result r;
+	TEST_ASSERT(sync_ix(ix, &r) == 0);
+	uint32_t validity = r.uidvalidity;
+	index_sync_result_free(&r);
+	index_close(&ix);
+	index_file_exec("INSERT INTO cache VALUES('INBOX', 1, 'stale', 'stale', '');"
+			"PRAGMA user_version = 1;");
+
+	ix = open_ix();
+	TEST_ASSERT(sync_ix(ix, &r) == 0);
+	TEST_ASSERT(r.uidvalidity == validity && r.exists == 3 && r.new_count == 0);
+	index_sync_result_free(&r);
+	uint32_t uid;
+	char *err = NULL;
+	for (uint32_t seq = 1; seq <= 3; seq++)
+		TEST_ASSERT(index_uid_at(ix, "INBOX", seq, &uid, &err) == 0 && uid == seq);
+	char *n = find_cur("1700000001.");
+	TEST_ASSERT_STREQ(n, "1700000001.M9P1Q1.host,S=4,W=5,U=1:2,S");
+	free(n);
+	index_close(&ix);
+	index_close_unused();
+	char *path = xasprintf("%s/tern-index.sqlite", test_root);
+	sqlite3 *db = NULL;
+	int stale = 0;
+	TEST_ASSERT(sqlite3_open(path, &db) == SQLITE_OK);
+	TEST_ASSERT(sqlite3_exec(db, "SELECT 1 FROM cache WHERE envelope = 'stale'", count_rows,
+				 &stale, NULL) == SQLITE_OK);
+	sqlite3_close(db);
+	free(path);
+	TEST_ASSERT(stale == 0);
+	teardown();
+}
+
 /* A file copied in by another tool with a ",U=" already in use. */
 static void
 test_duplicate_uid(void)
@@ -534,6 +603,7 @@ main(void)
 	test_run("new, flag change by mutt, expunge", test_changes);
 	test_run("set_flags renames with sorted letters", test_set_flags);
 	test_run("rebuild keeps UIDs, UIDVALIDITY, UIDNEXT floor", test_rebuild);
+	test_run("another schema version is made again from the Maildir", test_schema_change);
 	test_run("duplicate U= gets a new UID", test_duplicate_uid);
 	test_run("folders are indexed apart", test_folder);
 	test_run("keywords: letters, map, mutt, rebuild, limit", test_keywords);
