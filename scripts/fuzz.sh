@@ -12,6 +12,7 @@ secs=${2:-300}
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=$top/build-fuzz
 corpus=$top/tests/fuzz/corpus/$target
+command -v clang >/dev/null || apt-get install -y -q clang >/dev/null
 CC=clang cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	-DTERN_SANITIZE=ON -DTERN_FUZZ=ON >/dev/null
 cmake --build "$build" -j "$(nproc)" --target "$target"
