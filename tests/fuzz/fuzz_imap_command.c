@@ -2,8 +2,9 @@
  * Fuzz target: bytes as an IMAP client would send them, through the command
  * parser as imap_session.c drives it (lines, literals, recovery after a
  * BAD), then through what reads a command's arguments: sequence sets,
- * FETCH sections and SEARCH programs. Checks the parser's promises: every
- * string NUL-terminated at its length with no NUL inside.
+ * FETCH sections and SEARCH programs, each program matched against three
+ * messages. Checks the parser's promises: every string NUL-terminated at
+ * its length with no NUL inside.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "imap/imap_parse.h"
 #include "imap/imap_search.h"
 #include "imap/imap_seqset.h"
+#include "mime/mime_search.h"
 
 static void
 check_string(const struct imap_arg *a)
@@ -64,6 +66,52 @@ try_section(const struct imap_arg *a)
 		imap_section_clear(&sec);
 }
 
+/* The messages a SEARCH program is matched against, in LF form. */
+static const char *const search_texts[] = {
+	"From: Alice <alice@example.org>\nTo: bob@example.net\nSubject: report\n"
+	"Date: Mon, 05 Jan 2026 10:00:00 +0100\n\nThe numbers look good.\n",
+	"Subject: =?UTF-8?B?UsOpdW5pb24=?=\nMIME-Version: 1.0\n"
+	"Content-Type: multipart/mixed; boundary=b\n\n--b\n"
+	"Content-Transfer-Encoding: base64\n\nY2Fmw6k=\n--b--\n",
+	"",
+};
+
+struct search_load {
+	const char *text;
+	struct mime_search *ms;
+};
+
+static struct mime_search *
+search_load(void *ctx)
+{
+	struct search_load *l = ctx;
+	l->ms = mime_search_new(l->text, strlen(l->text));
+	return l->ms;
+}
+
+static void
+try_search(const struct imap_arg *args, size_t argc)
+{
+	struct imap_search *prog = NULL;
+	bool badcharset;
+	const char *error;
+	if (imap_search_parse(args, argc, &prog, &badcharset, &error) < 0)
+		return;
+	static const char *const flags[] = { "S", "DFRST", "" };
+	for (uint32_t i = 0; i < 3; i++) {
+		struct search_load l = { search_texts[i], NULL };
+		struct imap_search_msg m = {
+			.seq = i + 1, .uid = 10 * i + 3, .seq_max = 3, .uid_max = 23,
+			.flags = flags[i], .keywords = i == 1 ? "$Junk work" : "",
+			.internaldate = 1767603600 + 86400 * (time_t)i, .size = 100 * i,
+			.recent = i == 2, .fields = NULL, .load = search_load, .load_ctx = &l,
+		};
+		imap_search_match(prog, &m);
+		mime_search_free(&l.ms);
+	}
+	imap_search_free(&prog);
+}
+
 static void
 try_command(struct imap_parser *p)
 {
@@ -72,11 +120,7 @@ try_command(struct imap_parser *p)
 	check_args(args, argc);
 	const char *cmd = imap_parser_command(p);
 	if (strcmp(cmd, "SEARCH") == 0) {
-		struct imap_search *prog = NULL;
-		bool badcharset;
-		const char *error;
-		if (imap_search_parse(args, argc, &prog, &badcharset, &error) == 0)
-			imap_search_free(&prog);
+		try_search(args, argc);
 		return;
 	}
 	if (argc > 0)
