@@ -514,6 +514,26 @@ parse_name(struct imap_parser *p, const char *line, size_t len, size_t *pos,
 	return 0;
 }
 
+/*
+ * The tag of a command's first line, when its first word is one (§9 tag).
+ * Read before anything else of the line is looked at, so that a BAD for
+ * the rest (a NUL, a command too long) is tagged: §7.1.3 keeps the
+ * untagged BAD for a command that cannot be told, and a client waits for
+ * its tag's completion.
+ */
+static void
+read_tag(struct imap_parser *p, const char *line, size_t len)
+{
+	size_t end = word_end(line, len, 0);
+
+	if (end == 0 || end > p->lim.tag_max)
+		return;
+	for (size_t i = 0; i < end; i++)
+		if (!is_tag_char((unsigned char)line[i]))
+			return;
+	p->tag = xstrndup(line, end);
+}
+
 static enum imap_parse_result
 parse_first_line(struct imap_parser *p, const char *line, size_t len)
 {
@@ -522,12 +542,8 @@ parse_first_line(struct imap_parser *p, const char *line, size_t len)
 
 	if (len == 0)
 		return parser_fail_line(p, line, len, "Empty command line");
-	if (end == 0 || end > p->lim.tag_max)
+	if (p->tag == NULL)
 		return parser_fail_line(p, line, len, "Invalid tag");
-	for (size_t i = 0; i < end; i++)
-		if (!is_tag_char((unsigned char)line[i]))
-			return parser_fail_line(p, line, len, "Invalid tag");
-	p->tag = xstrndup(line, end);
 	pos = end < len ? end + 1 : end;
 	if (parse_name(p, line, len, &pos, &p->name, &error) < 0)
 		return parser_fail_line(p, line, len, error);
@@ -589,8 +605,10 @@ imap_parser_feed_line(struct imap_parser *p, const char *line, size_t len)
 		/* The session broke the protocol; start afresh. */
 		imap_parser_reset(p);
 	}
-	if (p->state == ST_START)
+	if (p->state == ST_START) {
 		imap_parser_reset(p);
+		read_tag(p, line, len);
+	}
 	if (memchr(line, '\0', len) != NULL)
 		return parser_fail_line(p, line, len, "NUL in command");
 	/* + 2 for the CRLF the session has stripped. */

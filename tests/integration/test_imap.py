@@ -222,6 +222,10 @@ def test_malformed_input(imap):
         assert r.cmd("i", "NOOP") == [b"i OK NOOP completed"]
         r.send(b"k NOOP " + b"x" * 70000 + b"\r\n")
         assert r.line() == b"* BAD Line too long"
+        # A NUL: the BAD carries the tag, or the client would wait for it
+        # (found with a session fuzzer).
+        r.send(b"m STATUS INBOX (\x00MESSAGES)\r\n")
+        assert r.tagged("m") == [b"m BAD NUL in command"]
         assert r.cmd("l", "NOOP") == [b"l OK NOOP completed"]
         # Beyond what the parser would wait for: BYE.
         r.send("j CREATE {100000000000+}\r\n")

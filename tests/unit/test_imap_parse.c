@@ -244,6 +244,11 @@ test_errors(void)
 
 	TEST_ASSERT(imap_parser_feed_line(p, "a NOOP x\0y", 10) == IMAP_PARSE_ERROR);
 	TEST_ASSERT_STREQ(imap_parser_error(p), "NUL in command");
+	/* The tag before the NUL is read, so that the BAD can be tagged... */
+	TEST_ASSERT_STREQ(imap_parser_tag(p), "a");
+	/* ...but not a tag with the NUL in it. */
+	TEST_ASSERT(imap_parser_feed_line(p, "a\0 NOOP", 7) == IMAP_PARSE_ERROR);
+	TEST_ASSERT(imap_parser_tag(p) == NULL);
 	TEST_ASSERT(feed(p, "a X \"a\rb\"") == IMAP_PARSE_ERROR);
 
 	/* and the next command parses fine */
