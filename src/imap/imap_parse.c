@@ -515,23 +515,22 @@ parse_name(struct imap_parser *p, const char *line, size_t len, size_t *pos,
 }
 
 /*
- * The tag of a command's first line, when its first word is one (§9 tag).
- * Read before anything else of the line is looked at, so that a BAD for
- * the rest (a NUL, a command too long) is tagged: §7.1.3 keeps the
- * untagged BAD for a command that cannot be told, and a client waits for
- * its tag's completion.
+ * Read before anything else of a command's first line is looked at, so
+ * that a BAD for the rest (a NUL, a command too long) is tagged: §7.1.3
+ * keeps the untagged BAD for a command that cannot be told, and a client
+ * waits for its tag's completion.
  */
-static void
-read_tag(struct imap_parser *p, const char *line, size_t len)
+size_t
+imap_tag_len(const char *line, size_t len, size_t tag_max)
 {
 	size_t end = word_end(line, len, 0);
 
-	if (end == 0 || end > p->lim.tag_max)
-		return;
+	if (end > tag_max)
+		return 0;
 	for (size_t i = 0; i < end; i++)
 		if (!is_tag_char((unsigned char)line[i]))
-			return;
-	p->tag = xstrndup(line, end);
+			return 0;
+	return end;
 }
 
 static enum imap_parse_result
@@ -607,7 +606,9 @@ imap_parser_feed_line(struct imap_parser *p, const char *line, size_t len)
 	}
 	if (p->state == ST_START) {
 		imap_parser_reset(p);
-		read_tag(p, line, len);
+		size_t n = imap_tag_len(line, len, p->lim.tag_max);
+		if (n > 0)
+			p->tag = xstrndup(line, n);
 	}
 	if (memchr(line, '\0', len) != NULL)
 		return parser_fail_line(p, line, len, "NUL in command");

@@ -123,6 +123,13 @@ void imap_parser_reset(struct imap_parser *p);
 enum imap_parse_result imap_parser_feed_line(struct imap_parser *p, const char *line,
 					     size_t len);
 /*
+ * The length of the tag that begins line (§9 tag, up to the first SP), 0
+ * if it does not begin with one of at most tag_max characters. The parser
+ * reads it before anything else of a command's first line, and so can a
+ * session that drops a line too long: a BAD for the rest is then tagged.
+ */
+size_t imap_tag_len(const char *line, size_t len, size_t tag_max);
+/*
  * Feeds raw bytes of the announced literal; returns how many were taken
  * (at most imap_parser_literal_left). Then feed the next line.
  */

@@ -424,9 +424,12 @@ imap_on_input(struct conn *c, void *ctx)
 			break;
 		if (r == CONN_LINE_TOO_LONG) {
 			/* Within AUTHENTICATE the BAD ends that command (its tag);
-			   else the line's tag is lost with the line. */
-			if (s->sasl == NULL)
-				s->tag[0] = '\0';
+			   else the line's own tag, if its start has one. */
+			if (s->sasl == NULL) {
+				size_t n = imap_tag_len(line, len, IMAP_PARSE_TAG_MAX);
+				memcpy(s->tag, line, n);
+				s->tag[n] = '\0';
+			}
 			if (s->parser != NULL)
 				imap_parser_reset(s->parser);
 			imap_auth_reset(s);

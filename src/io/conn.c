@@ -386,14 +386,19 @@ conn_read_line(struct conn *c, size_t max, char **line_r, size_t *len_r)
 			/* Too long and still no end: report once, skip the rest. */
 			c->in_start = c->in.len;
 			c->skipping_line = true;
+			*line_r = start;
+			*len_r = max;
 			return CONN_LINE_TOO_LONG;
 		}
 		size_t len = (size_t)(lf - start);
 		c->in_start += len + 1;
 		if (len > 0 && start[len - 1] == '\r')
 			len--;
-		if (len > max)
+		if (len > max) {
+			*line_r = start;
+			*len_r = max;
 			return CONN_LINE_TOO_LONG;
+		}
 		start[len] = '\0';
 		*line_r = start;
 		*len_r = len;

@@ -29,7 +29,8 @@ struct conn_handler {
 enum conn_line {
 	CONN_LINE_NONE,     /* no complete line yet */
 	CONN_LINE_OK,       /* *line_r holds one line without its CRLF or LF */
-	CONN_LINE_TOO_LONG, /* a line over max: reported once, the rest of it is skipped */
+	CONN_LINE_TOO_LONG, /* a line over max: reported once, the rest of it is skipped;
+			       *line_r holds its first max bytes, not terminated */
 };
 
 /* Output above this makes the conn busy: on_input waits for the drain. */

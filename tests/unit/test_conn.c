@@ -34,7 +34,11 @@ on_input(struct conn *c, void *ctx)
 		if (r == CONN_LINE_NONE)
 			break;
 		if (r == CONN_LINE_TOO_LONG) {
+			/* What is handed out: the line's first 8 bytes. */
 			s->too_long++;
+			buf_appendc(&s->got, '[');
+			buf_append(&s->got, line, len);
+			buf_appends(&s->got, "]|");
 			conn_writes(c, "long\r\n");
 			continue;
 		}
@@ -87,7 +91,7 @@ test_lines(void)
 	TEST_ASSERT(write(sv[1], in, strlen(in)) == (ssize_t)strlen(in));
 	run_until_closed(base, &s);
 	TEST_ASSERT(s.closed);
-	TEST_ASSERT_STREQ(s.got.data, "ab|cd|ef|QUIT|");
+	TEST_ASSERT_STREQ(s.got.data, "ab|cd|[01234567]|ef|QUIT|");
 	TEST_ASSERT(s.too_long == 1);
 	char out[256] = { 0 };
 	ssize_t n = read(sv[1], out, sizeof(out) - 1);
@@ -117,7 +121,7 @@ test_overlong_across_reads(void)
 	close(sv[1]); /* EOF: the conn closes after the last line */
 	run_until_closed(base, &s);
 	TEST_ASSERT(s.too_long == 1);
-	TEST_ASSERT_STREQ(s.got.data, "ok|");
+	TEST_ASSERT_STREQ(s.got.data, "[xxxxxxxx]|ok|");
 	TEST_ASSERT(s.closed);
 	buf_free(&s.got);
 	event_base_free(base);
