@@ -71,6 +71,19 @@ def test_implicit_tls_python(tls_srv):
         assert r.cmd("QUIT")[0] == 221
 
 
+def test_tls13_prefers_aes128(tls_srv):
+    """The server's TLS 1.3 order puts AES-128-GCM first, whatever the
+    client's; a client that offers only another suite still gets it."""
+    r = s_client(tls_srv.submissions_port, "-ciphersuites",
+                 "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:"
+                 "TLS_AES_128_GCM_SHA256", starttls=False)
+    assert established(r), r.stdout + r.stderr
+    assert "Ciphersuite: TLS_AES_128_GCM_SHA256" in r.stderr
+    r = s_client(tls_srv.submissions_port, "-ciphersuites",
+                 "TLS_CHACHA20_POLY1305_SHA256", starttls=False)
+    assert "Ciphersuite: TLS_CHACHA20_POLY1305_SHA256" in r.stderr
+
+
 def test_implicit_tls_s_client(tls_srv):
     r = s_client(tls_srv.submissions_port, starttls=False)
     assert established(r), r.stdout + r.stderr

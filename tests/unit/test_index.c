@@ -96,6 +96,20 @@ sync_ix(struct index *ix, struct index_sync_result *r)
 	return ret;
 }
 
+/* A new Maildir with make_three's messages, indexed once: the handle. */
+static struct index *
+three_indexed(uint32_t *uidvalidity_r)
+{
+	setup();
+	make_three();
+	struct index *ix = open_ix();
+	struct index_sync_result r;
+	TEST_ASSERT(sync_ix(ix, &r) == 0);
+	*uidvalidity_r = r.uidvalidity;
+	index_sync_result_free(&r);
+	return ix;
+}
+
 static void
 test_first_sync(void)
 {
@@ -151,12 +165,9 @@ test_first_sync(void)
 static void
 test_changes(void)
 {
-	setup();
-	make_three();
-	struct index *ix = open_ix();
+	uint32_t validity;
+	struct index *ix = three_indexed(&validity);
 	struct index_sync_result r;
-	TEST_ASSERT(sync_ix(ix, &r) == 0);
-	index_sync_result_free(&r);
 
 	/* A new delivery gets the next UID. */
 	put("new", "1600000000.M1P1Q1.host,S=2,W=3", "x\n");
@@ -238,13 +249,9 @@ remove_index(void)
 static void
 test_rebuild(void)
 {
-	setup();
-	make_three();
-	struct index *ix = open_ix();
+	uint32_t validity;
+	struct index *ix = three_indexed(&validity);
 	struct index_sync_result r;
-	TEST_ASSERT(sync_ix(ix, &r) == 0);
-	uint32_t validity = r.uidvalidity;
-	index_sync_result_free(&r);
 	put("new", "1800000000.M1P1Q1.host", "four\n");
 	TEST_ASSERT(sync_ix(ix, &r) == 0);
 	TEST_ASSERT(r.new_count == 1 && r.new_uids[0] == 4);
@@ -285,15 +292,16 @@ test_rebuild(void)
 	teardown();
 }
 
-/* Runs sql on the index file itself, with no handle of ours open on it. */
+/* Runs sql on the index file itself, with no handle of ours open on it;
+   row (may be NULL) is called for each row with arg. */
 static void
-index_file_exec(const char *sql)
+index_file_exec(const char *sql, int (*row)(void *, int, char **, char **), void *arg)
 {
 	index_close_unused();
 	char *path = xasprintf("%s/tern-index.sqlite", test_root);
 	sqlite3 *db = NULL;
 	TEST_ASSERT(sqlite3_open(path, &db) == SQLITE_OK);
-	TEST_ASSERT(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
+	TEST_ASSERT(sqlite3_exec(db, sql, row, arg, NULL) == SQLITE_OK);
 	sqlite3_close(db);
 	free(path);
 }
@@ -316,16 +324,12 @@ count_rows(void *arg, int ncol, char **vals, char **names)
 static void
 test_schema_change(void)
 {
-	setup();
-	make_three();
-	struct index *ix = open_ix();
+	uint32_t validity;
+	struct index *ix = three_indexed(&validity);
 	struct index_sync_result r;
-	TEST_ASSERT(sync_ix(ix, &r) == 0);
-	uint32_t validity = r.uidvalidity;
-	index_sync_result_free(&r);
 	index_close(&ix);
 	index_file_exec("INSERT INTO cache VALUES('INBOX', 1, 'stale', 'stale', '');"
-			"PRAGMA user_version = 1;");
+			"PRAGMA user_version = 1;", NULL, NULL);
 
 	ix = open_ix();
 	TEST_ASSERT(sync_ix(ix, &r) == 0);
@@ -339,15 +343,8 @@ test_schema_change(void)
 	TEST_ASSERT_STREQ(n, "1700000001.M9P1Q1.host,S=4,W=5,U=1:2,S");
 	free(n);
 	index_close(&ix);
-	index_close_unused();
-	char *path = xasprintf("%s/tern-index.sqlite", test_root);
-	sqlite3 *db = NULL;
 	int stale = 0;
-	TEST_ASSERT(sqlite3_open(path, &db) == SQLITE_OK);
-	TEST_ASSERT(sqlite3_exec(db, "SELECT 1 FROM cache WHERE envelope = 'stale'", count_rows,
-				 &stale, NULL) == SQLITE_OK);
-	sqlite3_close(db);
-	free(path);
+	index_file_exec("SELECT 1 FROM cache WHERE envelope = 'stale'", count_rows, &stale);
 	TEST_ASSERT(stale == 0);
 	teardown();
 }
