@@ -39,7 +39,7 @@ def tern_bin():
     return str(bin_dir() / "tern")
 
 
-def _ephemeral_range():
+def ephemeral_range():
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
             lo, hi = (int(x) for x in f.read().split())
@@ -48,27 +48,39 @@ def _ephemeral_range():
         return 32768, 60999
 
 
-def free_ports(n):
-    """n distinct free TCP ports on 127.0.0.1, chosen below the kernel's
-    ephemeral range: a port the kernel picked for us (bind to 0) could be
-    handed to another test's client socket before ternd binds it, which
-    then cannot listen there (tests run in parallel under ctest -j)."""
-    lo = _ephemeral_range()[0]
-    first = 10000 if lo > 11000 else 1024
-    socks = []
+# Sockets that hold this process's ports until it exits; see reserve_port.
+_held_ports = []
+
+
+def reserve_port(port):
+    """Binds port on 127.0.0.1 and holds it until this process exits; False
+    if anyone has it. Another test process (ctest -j) probing the same port
+    fails its plain bind, while ternd, which binds with SO_REUSEADDR, may
+    listen there, and listen there again after a restart. The holding socket
+    gets SO_REUSEADDR only once its own plain bind succeeded."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
-        while len(socks) < n:
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            try:
-                s.bind(("127.0.0.1", random.randrange(first, lo)))
-            except OSError:
-                s.close()
-                continue
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        s.close()
+        return False
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    _held_ports.append(s)
+    return True
+
+
+def free_ports(n):
+    """n distinct free TCP ports on 127.0.0.1, reserved (reserve_port) and
+    chosen below the kernel's ephemeral range, so no client socket is handed
+    one."""
+    lo = ephemeral_range()[0]
+    first = 10000 if lo > 11000 else 1024
+    ports = []
+    while len(ports) < n:
+        port = random.randrange(first, lo)
+        if reserve_port(port):
+            ports.append(port)
+    return ports
 
 
 def port_accepts(port, host="127.0.0.1"):

@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from tern_harness import (TIMEOUT, Raw, make_message, port_accepts, run,
+from tern_harness import (TIMEOUT, Raw, ephemeral_range, make_message,
+                          port_accepts, reserve_port, run,
                           split_added, tern_bin, ternd_bin, wait_for_port)
 
 SENDER = "sender@remote.test"
@@ -85,6 +86,8 @@ def test_missing_config_file(tmp_path):
 def test_port_in_use(tern_factory):
     tern = tern_factory(start=False)
     blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # SO_REUSEADDR: the harness holds the port reserved (free_ports).
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         blocker.bind(("127.0.0.1", tern.smtp_port))
         blocker.listen(1)
@@ -269,22 +272,13 @@ def test_restart_keeps_mail(tern):
 # --- tern init --------------------------------------------------------------------
 
 def free_port_base():
+    """A base whose standard-port offsets are all free and now reserved."""
     offsets = (25, 587, 465, 110, 995, 143, 993)
+    lo = ephemeral_range()[0]
     for _ in range(50):
-        base = random.randrange(20000, 40000, 1000)
-        if not any(port_accepts(base + o) for o in offsets):
-            socks = []
-            try:
-                for o in offsets:
-                    s = socket.socket()
-                    s.bind(("127.0.0.1", base + o))
-                    socks.append(s)
-                return base
-            except OSError:
-                continue
-            finally:
-                for s in socks:
-                    s.close()
+        base = random.randrange(10000, lo - 1000, 1000)
+        if all(reserve_port(base + o) for o in offsets):
+            return base
     raise AssertionError("no free port base")
 
 
