@@ -4,7 +4,7 @@
 set -e
 BUILD="cmake make gcc pkg-config libevent-dev libssl-dev libsqlite3-dev
 libgmime-3.0-dev libc-ares-dev libcrypt-dev openssl"
-TEST="python3 python3-pytest curl swaks fetchmail getmail6 dnsmasq-base bsd-mailx isync mutt
+TEST="python3 python3-pytest curl swaks libnet-ssleay-perl fetchmail getmail6 dnsmasq-base bsd-mailx isync mutt
 strace"
 case "${1:-all}" in
 build) want="$BUILD" ;;
