@@ -576,6 +576,21 @@ def cold_warm(r):
     return f"{fmt(r['kib_per_conn'], 1)} / {fmt(r.get('warm_kib_per_conn'), 1)}"
 
 
+def marginal_kib(res, server, tls):
+    """KiB each further idle connection costs: the memory of the largest
+    run minus the smallest's, over the difference in connections. Both
+    runs start from a fresh server, so what it pays once cancels out, and
+    so does what a burst of logins leaves behind."""
+    runs = sorted((r for r in res["idle"] if r["server"] == server
+                   and r["tls"] == tls and not r.get("extrapolated")),
+                  key=lambda r: r["open"])
+    if len(runs) < 2 or runs[-1]["open"] == runs[0]["open"]:
+        return None
+    lo, hi = runs[0], runs[-1]
+    return ((hi["pss_after_kib"] - lo["pss_after_kib"])
+            / (hi["open"] - lo["open"]), lo["open"], hi["open"])
+
+
 def report(a, res, mix, dropped, started):
     cpu = "?"
     with open("/proc/cpuinfo") as f:
@@ -680,6 +695,13 @@ def report(a, res, mix, dropped, started):
                      f" | | {cold_warm(r)} (Dovecot with "
                      f"imap_hibernate_timeout) | | {r['processes']} | "
                      f"{r['open']} |")
+        for tls in (False, True):
+            m = marginal_kib(res, "tern", tls)
+            if m:
+                L.append(f"\ntern, each further {'TLS' if tls else 'plain'} "
+                         f"connection: {m[0]:.1f} KiB (the {m[2]:,} run's "
+                         f"memory minus the {m[1]:,} run's, over "
+                         f"{m[2] - m[1]:,} connections).")
         for s in res.get("skipped", []):
             L.append(f"\nSkipped: {s}")
     L += ["", "Goals (issue 4): at least 2x Dovecot's ops/s; at most 16 KiB "
