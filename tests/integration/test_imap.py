@@ -184,6 +184,29 @@ def test_create_rename_delete(imap):
     m.logout()
 
 
+def test_rename_inbox(imap):
+    """RFC 3501 6.3.5: renaming INBOX moves its messages to the new name
+    and leaves INBOX there, empty; the messages keep their bytes."""
+    _, port = imap
+    m = login(port)
+    bodies = [f"Subject: n{i}\r\n\r\nbody {i}\r\n".encode() for i in (1, 2)]
+    for b in bodies:
+        assert m.append("INBOX", None, None, b)[0] == "OK"
+    assert m.rename("INBOX", "Old/Inbox")[0] == "OK"
+    boxes = listed(m)
+    assert "INBOX" in boxes and "Old/Inbox" in boxes
+    typ, data = m.select("INBOX")
+    assert typ == "OK" and data == [b"0"]
+    typ, data = m.select("Old/Inbox")
+    assert typ == "OK" and data == [b"2"]
+    typ, data = m.fetch("1:2", "(BODY.PEEK[])")
+    assert typ == "OK"
+    assert [d[1] for d in data if isinstance(d, tuple)] == bodies
+    typ, data = m.rename("Old/Inbox", "INBOX")
+    assert typ == "NO" and b"[ALREADYEXISTS]" in data[0]
+    m.logout()
+
+
 def test_subscribe_and_utf7(imap):
     _, port = imap
     m = login(port)
