@@ -21,6 +21,7 @@
 #include "core/net.h"
 #include "core/util.h"
 #include "io/deadline.h"
+#include "io/linger.h"
 
 /*
  * The connection layer under every protocol: a bounded input buffer with a
@@ -560,6 +561,7 @@ conn_finish_all(void)
 {
 	while (conn_all != NULL)
 		conn_finish(conn_all);
+	linger_close_all();
 }
 
 /* The end: the session frees itself in on_close, then the conn goes. */
@@ -574,7 +576,13 @@ conn_finish(struct conn *c)
 	deadline_cancel(&c->timeout);
 	if (c->ssl != NULL && !c->handshaking && !c->connecting)
 		SSL_shutdown(c->ssl); /* close_notify, best effort */
-	shutdown(c->fd, SHUT_RDWR);
+	if (c->client || c->eof) {
+		shutdown(c->fd, SHUT_RDWR);
+	} else {
+		/* The peer may still be sending: see io/linger.h. */
+		linger_close(c->base, c->fd);
+		c->fd = -1;
+	}
 	c->handler->on_close(c, c->ctx);
 	conn_free(c);
 }

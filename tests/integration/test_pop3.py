@@ -3,6 +3,7 @@
 import poplib
 import re
 import smtplib
+import socket
 import subprocess
 import time
 
@@ -394,3 +395,35 @@ def test_curl_sasl_plain(tern):
                          capture_output=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert out.stdout == stored[0].replace(b"\n", b"\r\n")
+
+
+def test_input_after_quit_loses_no_reply(tern):
+    """A client that sends more behind QUIT while a large RETR is still
+    queued gets the whole message and the +OK of QUIT: ternd shuts its
+    side and reads the rest before closing (a close with unread input
+    would make the kernel reset the connection and drop what it had not
+    sent yet)."""
+    body = "".join(f"line {i:06d} of a long message\n" for i in range(20000))
+    m = make_message("big", body)
+    with smtplib.SMTP("127.0.0.1", tern.smtp_port, timeout=TIMEOUT) as s:
+        assert s.sendmail(SENDER, [DEMO], m) == {}
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(TIMEOUT)
+    sock.connect(("127.0.0.1", tern.pop3_port))
+    sock.sendall(f"USER {DEMO}\r\nPASS {PW}\r\nRETR 1\r\nQUIT\r\n".encode())
+    time.sleep(0.3)
+    # Arrives while RETR streams: still unread when the session ends.
+    sock.sendall(b"NOOP\r\n" * 10)
+    time.sleep(0.3)
+    got = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    sock.close()
+    wire = m.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    stuffed = re.sub(rb"(?m)^\.", b"..", wire)
+    assert got.endswith(b"\r\n" + stuffed + b".\r\n+OK Bye, 0 messages deleted\r\n"), \
+        got[-200:]
