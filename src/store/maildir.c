@@ -428,7 +428,11 @@ maildir_name_field(const char *name, const char *key)
 	return -1;
 }
 
-/* The CRLF size of a file written by another tool: read it, count. */
+/*
+ * The size POP3 sends of a file written by another tool (RFC 1939 §11,
+ * the exact size in LIST): bare LFs become CRLF, and a last line without
+ * its end gets one, as dot_encode_finish adds it.
+ */
 static int
 maildir_count_size(const char *path, size_t *size_r)
 {
@@ -452,6 +456,8 @@ maildir_count_size(const char *path, size_t *size_r)
 		}
 	}
 	close(fd);
+	if (size > 0 && prev != '\n')
+		size += prev == '\r' ? 1 : 2;
 	*size_r = size;
 	return 0;
 }

@@ -1,10 +1,14 @@
 /* Tests of the Maildir store: delivery, listing, locking, expunge. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <stdbool.h>
+#include <string.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/buf.h"
+#include "core/dotstuff.h"
 #include "core/util.h"
 #include "store/store.h"
 #include "test.h"
@@ -244,6 +248,46 @@ test_path_escape(void)
 	store_free(&st);
 }
 
+/*
+ * RFC 1939 §11: LIST gives the exact size as sent. A file from another
+ * tool is sent with its lines ending in CRLF and, if its last line has no
+ * end, one added (so that the terminating "." starts a line): its size
+ * counts those.
+ */
+static void
+test_foreign_file_sizes(void)
+{
+	static const char *const bodies[] = { "a\nb\n", "x\ny", "p\r", "q\r\n", "" };
+	size_t n = sizeof(bodies) / sizeof(bodies[0]);
+	struct store *st = store_open(root);
+	char *error = NULL;
+	char *cur = xasprintf("%s/example.org/carol/cur", root);
+	TEST_ASSERT(mkdir_p(cur, 0700) == 0);
+	for (size_t i = 0; i < n; i++) {
+		char *path = xasprintf("%s/%zu.f%zu.host:2,", cur, 1000 + i, i);
+		int fd = open(path, O_WRONLY | O_CREAT, 0600);
+		TEST_ASSERT(fd >= 0 && write_all(fd, bodies[i], strlen(bodies[i])) == 0);
+		close(fd);
+		free(path);
+	}
+	free(cur);
+	bool in_use;
+	struct store_mailbox *mb = store_inbox_open(st, "carol@example.org", &in_use, &error);
+	TEST_ASSERT(mb != NULL && store_mailbox_count(mb) == n);
+	for (size_t i = 0; mb != NULL && i < store_mailbox_count(mb) && i < n; i++) {
+		struct dot_encoder e;
+		struct buf sent = BUF_INIT;
+		dot_encoder_init(&e);
+		dot_encode(&e, bodies[i], strlen(bodies[i]), &sent);
+		dot_encode_finish(&e, &sent);
+		TEST_ASSERT(store_mailbox_msg(mb, i)->size == sent.len - 3); /* ".\r\n" */
+		buf_free(&sent);
+	}
+	store_mailbox_close(&mb);
+	free(error);
+	store_free(&st);
+}
+
 int
 main(void)
 {
@@ -252,6 +296,7 @@ main(void)
 		return 1;
 	test_run("store_deliver_and_list", test_deliver_and_list);
 	test_run("store_order_and_foreign_files", test_order_and_foreign_files);
+	test_run("store_foreign_file_sizes", test_foreign_file_sizes);
 	test_run("store_path_escape", test_path_escape);
 	rm_rf(root);
 	return test_done();
