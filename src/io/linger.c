@@ -64,19 +64,22 @@ linger_on_read(evutil_socket_t fd, short what, void *arg)
 		linger_free(l);
 		return;
 	}
+	/* At most 64 KiB a turn: a peer sending fast must not hold the loop. */
 	char drop[4096];
-	for (;;) {
+	for (int i = 0; i < 16; i++) {
 		ssize_t n = recv(fd, drop, sizeof(drop), 0);
 		if (n > 0)
 			continue;
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && linger_wait(l))
-			return;
-		/* The peer closed (0), the socket failed, or time is up. */
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		/* The peer closed (0), or the socket failed. */
 		linger_free(l);
 		return;
 	}
+	if (!linger_wait(l))
+		linger_free(l); /* time is up */
 }
 
 void
