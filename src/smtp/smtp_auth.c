@@ -215,13 +215,19 @@ smtp_cmd_auth(struct smtp_session *s, char *args)
 	smtp_auth_result(s, r, challenge);
 }
 
-/* One line of the exchange: the client's answer to a 334. */
+/* One line of the exchange: the client's answer to a 334 (nul: it held one). */
 void
-smtp_auth_input(struct smtp_session *s, enum conn_line r, const char *line)
+smtp_auth_input(struct smtp_session *s, enum conn_line r, bool nul, const char *line)
 {
 	if (r == CONN_LINE_TOO_LONG) {
 		sasl_free(&s->sasl);
 		smtp_reply_bad(s, "500 5.5.6 Authentication exchange line is too long");
+		return;
+	}
+	if (nul) {
+		/* RFC 4954 §4: an answer that cannot be decoded ends the exchange. */
+		sasl_free(&s->sasl);
+		smtp_reply_bad(s, "501 5.5.2 Invalid authentication exchange");
 		return;
 	}
 	if (strcmp(line, "*") == 0) {

@@ -110,7 +110,7 @@ void smtp_deliver_orphan(struct smtp_session *s);
 
 /* AUTH (smtp_auth.c): the command, and one line of an exchange. */
 void smtp_cmd_auth(struct smtp_session *s, char *args);
-void smtp_auth_input(struct smtp_session *s, enum conn_line r, const char *line);
+void smtp_auth_input(struct smtp_session *s, enum conn_line r, bool nul, const char *line);
 /* May AUTH be offered and used on this connection now? */
 bool smtp_auth_allowed(const struct smtp_session *s);
 /* Forgets the login (STARTTLS) and frees what AUTH holds (end of session). */

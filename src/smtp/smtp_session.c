@@ -282,12 +282,18 @@ smtp_on_input(struct conn *c, void *ctx)
 		enum conn_line r = conn_read_line(c, s->srv->cfg->line_length_limit, &line, &len);
 		if (r == CONN_LINE_NONE)
 			break;
+		/* A NUL would cut the line short of what the client sent. */
+		bool nul = r == CONN_LINE_OK && strlen(line) != len;
 		if (s->sasl != NULL) {
-			smtp_auth_input(s, r, line);
+			smtp_auth_input(s, r, nul, line);
 			continue;
 		}
 		if (r == CONN_LINE_TOO_LONG) {
 			smtp_reply_bad(s, "500 5.5.2 Error: line too long");
+			continue;
+		}
+		if (nul) {
+			smtp_reply_bad(s, "500 5.5.2 Error: NUL in command");
 			continue;
 		}
 		smtp_command(s, line);

@@ -355,6 +355,19 @@ def test_overlong_command_line(tern):
         assert r.cmd(f"RCPT TO:<{ALICE}>")[0] == 250
 
 
+def test_nul_in_command_line(tern):
+    """A NUL would cut the line short of what was sent: the command is
+    refused whole, not acted on up to the NUL."""
+    with smtp_open(tern) as r:
+        code, lines = r.cmd(f"MAIL FROM:<{SENDER}>\x00 SIZE=999999999999".encode())
+        assert (code, lines) == (500, ["5.5.2 Error: NUL in command"])
+        assert r.cmd(f"MAIL FROM:<{SENDER}>")[0] == 250
+        code, _ = r.cmd(f"RCPT TO:<{ALICE}>\x00<evil@remote.test>".encode())
+        assert code == 500
+        assert r.cmd("DATA")[0] == 503     # no recipient was taken
+        assert r.cmd("NOOP")[0] == 250
+
+
 def test_nul_in_data(tern):
     with smtp_open(tern) as r:
         assert r.cmd(f"MAIL FROM:<{SENDER}>")[0] == 250

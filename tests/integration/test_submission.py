@@ -222,6 +222,18 @@ def test_auth_login_exchange(sub):
         assert code == 235 and lines[0].startswith("2.7.0")
 
 
+def test_auth_answer_with_nul(sub):
+    """RFC 4954 §4: an answer that is not base64 ends the exchange with
+    501, even when what precedes its NUL is the right password."""
+    with open_sub(sub) as r:
+        assert r.cmd("AUTH LOGIN")[0] == 334
+        assert r.cmd(base64.b64encode(ALICE.encode()).decode())[0] == 334
+        code, lines = r.cmd(base64.b64encode(b"alice-pw") + b"\x00junk")
+        assert (code, lines) == (501, ["5.5.2 Invalid authentication exchange"])
+        assert r.cmd("AUTH LOGIN")[0] == 334   # not logged in
+        assert r.cmd("*")[0] == 501
+
+
 def test_auth_line_too_long(sub):
     with open_sub(sub) as r:
         assert r.cmd("AUTH PLAIN")[0] == 334
