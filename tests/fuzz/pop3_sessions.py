@@ -35,17 +35,13 @@ Not part of make check (it is random); run it after changing src/pop3.
 
 import base64
 import os
-import random
 import smtplib
 import socket
-import struct
 import sys
 import time
-from pathlib import Path
 
-TOP = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(TOP / "tests" / "integration"))
-from tern_harness import Tern, make_message  # noqa: E402
+from session_fuzz import Finding, RawConn, SessionFuzzer, main
+from tern_harness import make_message
 
 DEMO = "demo@example.test"
 ALICE = "alice@example.test"
@@ -84,10 +80,6 @@ NUMS = ["0", "-1", "+1", "01", "4294967295", "4294967296", "18446744073709551615
 
 def b64(s):
     return base64.b64encode(s if isinstance(s, bytes) else s.encode()).decode()
-
-
-class Finding(Exception):
-    pass
 
 
 class Gen:
@@ -216,20 +208,13 @@ class Gen:
         return b.decode("latin-1")
 
 
-class Conn:
+class Conn(RawConn):
     """One raw connection and the model of its session."""
 
     def __init__(self, fz, port):
-        self.fz = fz
-        self.id = fz.nconns
-        fz.nconns += 1
-        self.log = []               # (">" or "<", bytes)
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=REPLY_TIMEOUT)
-        self.buf = b""
+        super().__init__(fz, port, REPLY_TIMEOUT)
         self.state = "a"            # a: AUTHORIZATION, t: TRANSACTION, s: in AUTH
         self.closing = None         # why the server should hang up
-        self.eof = False
-        self.reset = False          # a send or recv met a reset
         self.auth_failures = 0
         self.pending = b""          # sent, not yet a complete line for the server
         self.skipping = False       # the server drops the rest of an overlong line
@@ -248,60 +233,11 @@ class Conn:
         if not g.startswith(b"+OK"):
             raise Finding(f"bad greeting {g!r}")
 
-    def close(self, rst=False):
-        try:
-            if rst:
-                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                     struct.pack("ii", 1, 0))
-            self.sock.close()
-        except OSError:
-            pass
-
-    def send(self, data):
-        self.log.append((">", data))
-        self.fz.bytes_sent += len(data)
-        try:
-            self.sock.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            # A burst can run past a line the server hangs up on (QUIT,
-            # IN-USE, a third failed login, the bad command limit). ternd
-            # then lingers (src/io/linger.h), reading our bytes for 2 s, so a
-            # reset here should be rare; the summary counts them.
-            self.reset = True
-
     def reply_line(self, deadline=None):
         """One line with its CRLF, or None at EOF."""
-        deadline = deadline or time.monotonic() + REPLY_TIMEOUT + FAIL_DELAY_MAX
-        while b"\n" not in self.buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise Finding(f"no reply within {REPLY_TIMEOUT} s")
-            self.sock.settimeout(left)
-            try:
-                chunk = self.sock.recv(262144)
-            except socket.timeout:
-                raise Finding(f"no reply within {REPLY_TIMEOUT} s")
-            except ConnectionResetError:
-                self.reset = True
-                chunk = b""
-            if not chunk:
-                if self.buf and self.reset:
-                    # Cut by the reset (see send): not the server's doing.
-                    self.log.append(("<", self.buf + b"<RST>"))
-                    self.buf = b""
-                    self.eof = True
-                    return None
-                if self.buf:
-                    self.log.append(("<", self.buf))
-                    raise Finding(f"partial line before EOF: {self.buf[-200:]!r}")
-                self.log.append(("<", b"<EOF>"))
-                self.eof = True
-                return None
-            self.buf += chunk
-        i = self.buf.index(b"\n") + 1
-        line, self.buf = self.buf[:i], self.buf[i:]
-        self.log.append(("<", line))
-        if not line.endswith(b"\r\n"):
+        line = self.recv_line(deadline or time.monotonic() + REPLY_TIMEOUT + FAIL_DELAY_MAX,
+                              "reply line")
+        if line is not None and not line.endswith(b"\r\n"):
             raise Finding(f"reply line without CRLF: {line[-200:]!r}")
         return line
 
@@ -329,7 +265,7 @@ class Conn:
     def feed(self, data):
         """Sends data; returns the lines the server will act on, in order:
         (kind, line) with kind "line", "long" or "nul"."""
-        self.send(data)
+        self.send_raw(data)
         out = []
         self.pending += data
         while True:
@@ -565,26 +501,17 @@ class Conn:
         return True
 
 
-class Fuzzer:
+class Fuzzer(SessionFuzzer):
+    name = "pop3"
+
     def __init__(self, seed, secs):
-        self.seed = seed
-        self.rnd = random.Random(seed)
-        self.gen = Gen(self.rnd)
-        self.secs = secs
-        self.conns = []
-        self.closed = []
-        self.nconns = 0
-        self.commands = self.logins = self.retrs = self.tops = self.quits = 0
-        self.auth_fails = self.in_use = self.bytes_sent = self.steps = 0
-        self.resets = 0
-        self.work = Path(f"/tmp/tern-pop3-sessions-{seed}")
-        os.system(f"rm -rf '{self.work}'")
-        self.tern = Tern(self.work, bad_command_limit=str(BAD_LIMIT), log_level="info",
+        super().__init__(seed, secs, bad_command_limit=str(BAD_LIMIT), log_level="info",
                          auth_fail_delay_ms="1", auth_block_after="10",
                          auth_block_seconds="3")
+        self.gen = Gen(self.rnd)
+        self.logins = self.retrs = self.tops = self.quits = 0
+        self.auth_fails = self.in_use = self.deliveries = 0
         self.port = self.tern.pop3_port
-        self.deliveries = 0
-        self.notes = {}
 
     def eol(self):
         r = self.rnd.random()
@@ -644,15 +571,17 @@ class Fuzzer:
         self.conns.append(c)
         return c
 
-    def drop(self, c, rst=False):
-        c.close(rst)
-        if c in self.conns:
-            self.conns.remove(c)
-        self.closed = (self.closed + [c])[-4:]
+    def start(self):
+        self.deliver(6)
+        self.drop_foreign()
 
     def step(self):
         r = self.rnd
         self.steps += 1
+        if r.random() < 0.02:
+            self.deliver(r.randint(1, 3))
+        if r.random() < 0.003:
+            self.drop_foreign()
         if not self.conns or (len(self.conns) < 3 and r.random() < 0.08):
             c = self.new_conn()
             if r.random() < 0.7:
@@ -727,7 +656,7 @@ class Fuzzer:
         else:
             cmd = r.choice(["PASS wrong", "AUTH PLAIN " + b64("\0demo\0wrong"),
                             "AUTH PLAIN " + b64("\0demo\0pw"), "AUTH LOGIN", "USER demo"])
-        c.send(cmd.encode() + b"\r\n")
+        c.send_raw(cmd.encode() + b"\r\n")
         if r.random() < 0.6:
             try:
                 c.sock.settimeout(REPLY_TIMEOUT)
@@ -737,73 +666,12 @@ class Fuzzer:
         self.drop(c, rst=r.random() < 0.5)
         c.log.append((">", b"<CLOSE>"))
 
-    def note(self, why, c):
-        """A wrong answer that leaves the session usable: noted, the run goes on."""
-        if why not in self.notes:
-            self.notes[why] = self.dump(why, f"note{len(self.notes) + 1}.txt", [c])
-
-    def dump(self, why, name="finding.txt", conns=None):
-        path = self.work / name
-        with open(path, "w") as f:
-            f.write(f"seed {self.seed}: {why}\n")
-            for c in conns or self.closed + self.conns:
-                f.write(f"\n--- connection {c.id} (state {c.state}) ---\n")
-                for d, data in c.log[-3000:]:
-                    shown = data if len(data) <= 600 else \
-                        data[:300] + b"...(%d bytes)..." % len(data) + data[-100:]
-                    f.write(f"{d} {shown!r}\n")
-        return path
-
-    def run(self):
-        self.tern.start()
-        self.deliver(6)
-        self.drop_foreign()
-        deadline = time.monotonic() + self.secs
-        problem = None
-        while time.monotonic() < deadline and problem is None:
-            try:
-                if self.rnd.random() < 0.02:
-                    self.deliver(self.rnd.randint(1, 3))
-                if self.rnd.random() < 0.003:
-                    self.drop_foreign()
-                self.step()
-            except Finding as e:
-                problem = str(e)
-            except (ConnectionResetError, BrokenPipeError) as e:
-                problem = f"connection error {e}"
-            if problem is None and not self.tern.running():
-                problem = "ternd died"
-            if problem is not None and not self.tern.running():
-                problem += " (ternd died)"
-        for c in list(self.conns):
-            self.drop(c)
-        print(f"seed {self.seed}: {self.steps} steps, {self.nconns} connections, "
-              f"{self.commands} command lines, {self.logins} logins, {self.retrs} RETR, "
-              f"{self.tops} TOP, {self.quits} QUIT in TRANSACTION, {self.auth_fails} "
-              f"failed logins, {self.in_use} IN-USE, {self.resets} resets, {self.deliveries} deliveries, "
-              f"{self.bytes_sent} bytes sent")
-        rc = self.tern.stop()
-        log = self.tern.log()
-        for needle in ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer"):
-            if needle in log:
-                problem = problem or f"{needle} in ternd.log"
-        if problem is None and rc not in (0, None):
-            problem = f"ternd exited {rc} on SIGTERM"
-        for why, path in self.notes.items():
-            print(f"NOTE (seed {self.seed}): {why}; transcript: {path}")
-        if problem:
-            print(f"FINDING (seed {self.seed}): {problem}")
-            print(f"transcript: {self.dump(problem)}")
-            print(f"log: {self.tern.log_path}")
-            return 1
-        return 0
-
-
-def main():
-    seed = int(sys.argv[1]) if len(sys.argv) > 1 else 1
-    secs = float(sys.argv[2]) if len(sys.argv) > 2 else 120
-    return Fuzzer(seed, secs).run()
+    def summary(self):
+        return (f"{self.steps} steps, {self.nconns} connections, "
+                f"{self.commands} command lines, {self.logins} logins, {self.retrs} RETR, "
+                f"{self.tops} TOP, {self.quits} QUIT in TRANSACTION, {self.auth_fails} "
+                f"failed logins, {self.in_use} IN-USE, {self.deliveries} deliveries")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(Fuzzer))

@@ -47,17 +47,12 @@ Not part of make check (it is random); run it after changing src/smtp.
 
 import base64
 import os
-import random
 import re
 import socket
-import struct
 import sys
 import time
-from pathlib import Path
 
-TOP = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(TOP / "tests" / "integration"))
-from tern_harness import Tern  # noqa: E402
+from session_fuzz import Finding, RawConn, SessionFuzzer, main
 
 HOST = b"mail.example.test"
 REPLY_TIMEOUT = 10.0
@@ -114,10 +109,6 @@ def unstuff(msg):
     """RFC 5321 §4.5.2, independently of dotstuff.c: the first "." of
     each line (a line starts after CRLF) goes."""
     return (b"\r\n" + msg).replace(b"\r\n.", b"\r\n")[2:]
-
-
-class Finding(Exception):
-    pass
 
 
 class Gen:
@@ -338,22 +329,15 @@ class Gen:
         return raw + b".\r\n"
 
 
-class Conn:
+class Conn(RawConn):
     """One raw connection and the model of its session."""
 
     def __init__(self, fz, sub):
-        self.fz = fz
+        super().__init__(fz, fz.tern.submission_port if sub else fz.tern.smtp_port,
+                         REPLY_TIMEOUT)
         self.sub = sub              # the submission port
-        self.id = fz.nconns
-        fz.nconns += 1
-        self.log = []               # (">" or "<", bytes)
-        port = fz.tern.submission_port if sub else fz.tern.smtp_port
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=REPLY_TIMEOUT)
-        self.buf = b""
         self.state = "greeted"      # greeted, ready, mail, data, sasl
         self.closing = None         # why the server should hang up
-        self.eof = False
-        self.reset = False
         self.bad = 0                # bad lines in a row
         self.auth_user = None       # canonical address, "?" if unknown
         self.auth_failures = 0
@@ -371,59 +355,17 @@ class Conn:
         if code != 220 or not lines[0].startswith(b"220 " + HOST + b" ESMTP"):
             raise Finding(f"bad greeting {lines!r}")
 
-    def close(self, rst=False):
-        try:
-            if rst:
-                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                     struct.pack("ii", 1, 0))
-            self.sock.close()
-        except OSError:
-            pass
-
-    def raw_send(self, data):
-        self.log.append((">", data))
-        self.fz.bytes_sent += len(data)
-        try:
-            self.sock.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            self.reset = True
+    def title(self):
+        return f"{'submission' if self.sub else 'smtp'}, state {self.state}"
 
     # --- replies ---
-
-    def line(self, deadline):
-        """One reply line with its CRLF, or None at EOF."""
-        while b"\n" not in self.buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise Finding(f"no reply within {REPLY_TIMEOUT} s")
-            self.sock.settimeout(left)
-            try:
-                chunk = self.sock.recv(65536)
-            except socket.timeout:
-                raise Finding(f"no reply within {REPLY_TIMEOUT} s")
-            except ConnectionResetError:
-                self.reset = True
-                chunk = b""
-            if not chunk:
-                if self.buf and not self.reset:
-                    self.log.append(("<", self.buf))
-                    raise Finding(f"partial reply before EOF: {self.buf[-200:]!r}")
-                self.log.append(("<", self.buf + (b"<RST>" if self.reset else b"<EOF>")))
-                self.buf = b""
-                self.eof = True
-                return None
-            self.buf += chunk
-        i = self.buf.index(b"\n") + 1
-        line, self.buf = self.buf[:i], self.buf[i:]
-        self.log.append(("<", line))
-        return line
 
     def reply(self, eof_ok=False):
         """(code, lines) of one reply; (None, []) at EOF if eof_ok."""
         deadline = time.monotonic() + REPLY_TIMEOUT + FAIL_DELAY_MAX
         lines = []
         while True:
-            line = self.line(deadline)
+            line = self.recv_line(deadline, "reply line")
             if line is None:
                 if lines:
                     raise Finding(f"EOF inside a multi-line reply {lines!r}")
@@ -454,7 +396,7 @@ class Conn:
         """Sends bytes; infos (line -> what the generator meant) lets
         clean lines be checked for their exact code."""
         self.infos.extend(infos)
-        self.raw_send(data)
+        self.send_raw(data)
         if self.dstream is not None:
             self.dstream += data
         else:
@@ -782,27 +724,20 @@ class Conn:
         self.new_transaction("ready")
 
 
-class Fuzzer:
+class Fuzzer(SessionFuzzer):
+    name = "smtp"
+
     def __init__(self, seed, secs):
-        self.seed = seed
-        self.rnd = random.Random(seed)
-        self.gen = Gen(self.rnd)
-        self.secs = secs
-        self.conns = []
-        self.closed = []
-        self.nconns = 0
-        self.commands = self.replies = self.logins = self.auth_fails = self.blocked = 0
-        self.mails = self.accepted = self.unverified = self.bad_closes = 0
-        self.bytes_sent = self.steps = self.resets = self.aborts = 0
-        self.expected = []          # (user, body, submission, conn id, n)
-        self.maybe = {}             # user -> messages perhaps delivered, unanswered
-        self.work = Path(f"/tmp/tern-smtp-sessions-{seed}")
-        os.system(f"rm -rf '{self.work}'")
-        self.tern = Tern(self.work, submission=True, listen__submissions=None,
+        super().__init__(seed, secs, submission=True, listen__submissions=None,
                          bad_command_limit=str(BAD_LIMIT), recipient_limit=str(RCPT_LIMIT),
                          message_size_limit="300k", log_level="info",
                          auth_fail_delay_ms="1", auth_block_after="10", auth_block_seconds="3")
-        self.notes = {}
+        self.gen = Gen(self.rnd)
+        self.replies = self.logins = self.auth_fails = self.blocked = 0
+        self.mails = self.accepted = self.unverified = self.bad_closes = 0
+        self.aborts = self.verified = 0
+        self.expected = []          # (user, body, submission, conn id, n)
+        self.maybe = {}             # user -> messages perhaps delivered, unanswered
 
     def eol(self):
         r = self.rnd.random()
@@ -818,12 +753,6 @@ class Fuzzer:
         c = Conn(self, sub=self.rnd.random() < 0.4)
         self.conns.append(c)
         return c
-
-    def drop(self, c, rst=False):
-        c.close(rst)
-        if c in self.conns:
-            self.conns.remove(c)
-        self.closed = (self.closed + [c])[-4:]
 
     def lines_bytes(self, lines):
         out = []
@@ -1007,16 +936,16 @@ class Fuzzer:
             body = self.gen.body()
             if r.random() < 0.3:
                 # Whole: it may be delivered before the server sees us go.
-                c.raw_send(body)
+                c.send_raw(body)
                 self.maybe_delivered(c.users)
             else:
-                c.raw_send(body[:r.randint(0, len(body) - 3)])
+                c.send_raw(body[:r.randint(0, len(body) - 3)])
                 self.maybe_delivered(c.users)   # a raw body may end early
         elif c.state == "data":
-            c.raw_send(self.gen.body()[:-3])
+            c.send_raw(self.gen.body()[:-3])
             self.maybe_delivered(c.users)
         else:
-            c.raw_send(r.choice([b"AUTH LOGIN\r\n", b"AUTH PLAIN " + b64("\0demo@example.test\0wrong").encode(),
+            c.send_raw(r.choice([b"AUTH LOGIN\r\n", b"AUTH PLAIN " + b64("\0demo@example.test\0wrong").encode(),
                                  b"MAIL FROM:<x@y>", b"EHLO x\r\nMAIL FROM:<x@y>\r\nRCPT TO:<demo@example.test>\r\nDATA\r\nSubj"]))
         if r.random() < 0.5:
             try:
@@ -1063,75 +992,18 @@ class Fuzzer:
                               f"answered (at most {self.maybe.get(user, 0) + self.unverified} "
                               f"possible): {[d[:300] for d in left[:3]]!r}")
 
-    def note(self, why, c):
-        if why not in self.notes:
-            self.notes[why] = self.dump(why, f"note{len(self.notes) + 1}.txt", [c])
-
-    def dump(self, why, name="finding.txt", conns=None):
-        path = self.work / name
-        with open(path, "w") as f:
-            f.write(f"seed {self.seed}: {why}\n")
-            for c in conns or self.closed + self.conns:
-                f.write(f"\n--- connection {c.id} ({'submission' if c.sub else 'smtp'}, "
-                        f"state {c.state}) ---\n")
-                for d, data in c.log[-3000:]:
-                    shown = data if len(data) <= 600 else \
-                        data[:300] + b"...(%d bytes)..." % len(data) + data[-100:]
-                    f.write(f"{d} {shown!r}\n")
-        return path
-
-    def run(self):
-        self.tern.start()
-        deadline = time.monotonic() + self.secs
-        problem = None
-        self.verified = 0
-        while time.monotonic() < deadline and problem is None:
-            try:
-                self.step()
-            except Finding as e:
-                problem = str(e)
-            except (ConnectionResetError, BrokenPipeError) as e:
-                problem = f"connection error {e}"
-            if problem is None and not self.tern.running():
-                problem = "ternd died"
-            if problem is not None and not self.tern.running():
-                problem += " (ternd died)"
-        for c in list(self.conns):
-            self.drop(c)
+    def check_end(self):
         time.sleep(0.5)
-        if problem is None:
-            try:
-                self.verify()
-            except Finding as e:
-                problem = str(e)
-        print(f"seed {self.seed}: {self.steps} steps, {self.nconns} connections, "
-              f"{self.commands} command lines, {self.replies} replies, {self.mails} MAIL "
-              f"accepted, {self.accepted} messages accepted, {self.verified} copies verified, "
-              f"{self.unverified} unverified, {self.logins} logins, {self.auth_fails} failed "
-              f"AUTH, {self.blocked} blocked, {self.bad_closes} closed for bad lines, "
-              f"{self.aborts} aborts, {self.resets} resets, {self.bytes_sent} bytes sent")
-        rc = self.tern.stop()
-        log = self.tern.log()
-        for needle in ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer"):
-            if needle in log:
-                problem = problem or f"{needle} in ternd.log"
-        if problem is None and rc not in (0, None):
-            problem = f"ternd exited {rc} on SIGTERM"
-        for why, path in self.notes.items():
-            print(f"NOTE (seed {self.seed}): {why}; transcript: {path}")
-        if problem:
-            print(f"FINDING (seed {self.seed}): {problem}")
-            print(f"transcript: {self.dump(problem)}")
-            print(f"log: {self.tern.log_path}")
-            return 1
-        return 0
+        self.verify()
 
-
-def main():
-    seed = int(sys.argv[1]) if len(sys.argv) > 1 else 1
-    secs = float(sys.argv[2]) if len(sys.argv) > 2 else 120
-    return Fuzzer(seed, secs).run()
+    def summary(self):
+        return (f"{self.steps} steps, {self.nconns} connections, "
+                f"{self.commands} command lines, {self.replies} replies, {self.mails} MAIL "
+                f"accepted, {self.accepted} messages accepted, {self.verified} copies verified, "
+                f"{self.unverified} unverified, {self.logins} logins, {self.auth_fails} failed "
+                f"AUTH, {self.blocked} blocked, {self.bad_closes} closed for bad lines, "
+                f"{self.aborts} aborts")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(Fuzzer))
