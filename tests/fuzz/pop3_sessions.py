@@ -216,8 +216,6 @@ class Conn(RawConn):
         self.state = "a"            # a: AUTHORIZATION, t: TRANSACTION, s: in AUTH
         self.closing = None         # why the server should hang up
         self.auth_failures = 0
-        self.pending = b""          # sent, not yet a complete line for the server
-        self.skipping = False       # the server drops the rest of an overlong line
         self.count = 0
         self.sizes = {}
         self.login_user = None      # the last USER argument
@@ -268,23 +266,9 @@ class Conn(RawConn):
         self.send_raw(data)
         out = []
         self.pending += data
-        while True:
-            i = self.pending.find(b"\n")
-            if i < 0:
-                # No end: after READ_MAX bytes the server reports once and skips.
-                if not self.skipping and len(self.pending) > READ_MAX:
-                    out.append(("long", self.pending[:80]))
-                    self.skipping = True
-                if self.skipping:
-                    self.pending = b""
-                return out
-            line, self.pending = self.pending[:i], self.pending[i + 1:]
-            if self.skipping:
-                self.skipping = False
-                continue
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            out.append(("line", line))
+        while (got := self.next_input_line(READ_MAX)) is not None:
+            out.append(got)
+        return out
 
     def expect(self, kind, line):
         """Reads and checks the answer to one line the server acts on.

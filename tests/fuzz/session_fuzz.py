@@ -34,6 +34,8 @@ class RawConn:
         self.buf = b""
         self.eof = False
         self.reset = False          # a send or recv met a reset
+        self.pending = b""          # sent bytes the server has not acted on
+        self.skipping = False       # the rest of an overlong line is dropped
 
     def title(self):
         """What a transcript says of this connection after its number."""
@@ -58,6 +60,32 @@ class RawConn:
             # lingers (src/io/linger.h), reading our bytes for 2 s, so a
             # reset here should be rare; the summary counts them.
             self.reset = True
+
+    def next_input_line(self, limit):
+        """The next line the server's conn_read_line(limit) hands the
+        session, from self.pending: ("line", bytes without the CR LF),
+        ("long", its first 80 bytes) for a line over limit, whose rest is
+        then dropped, or None while no line is complete."""
+        while True:
+            i = self.pending.find(b"\n")
+            if i < 0:
+                if not self.skipping and len(self.pending) > limit:
+                    self.skipping = True
+                    long = self.pending[:80]
+                    self.pending = b""
+                    return "long", long
+                if self.skipping:
+                    self.pending = b""
+                return None
+            line, self.pending = self.pending[:i], self.pending[i + 1:]
+            if self.skipping:
+                self.skipping = False
+                continue
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if len(line) > limit:
+                return "long", line[:80]
+            return "line", line
 
     def recv_line(self, deadline, what):
         """One line with its LF, or None at the end of the stream. A line

@@ -342,8 +342,6 @@ class Conn(RawConn):
         self.auth_user = None       # canonical address, "?" if unknown
         self.auth_failures = 0
         self.sasl = None            # (mechanism, [responses])
-        self.pending = b""          # sent bytes the server has not acted on
-        self.skipping = False       # the rest of an overlong line is dropped
         self.infos = []             # (line, info) of clean lines sent, in order
         self.dstream = None         # CRLF + the DATA bytes so far
         self.dscan = 0
@@ -404,25 +402,7 @@ class Conn(RawConn):
 
     def next_line(self):
         """The next line the server acts on: (kind, line) or None."""
-        while True:
-            i = self.pending.find(b"\n")
-            if i < 0:
-                if not self.skipping and len(self.pending) > LINE_MAX:
-                    self.skipping = True
-                    self.pending = b""
-                    return "long", b""
-                if self.skipping:
-                    self.pending = b""
-                return None
-            line, self.pending = self.pending[:i], self.pending[i + 1:]
-            if self.skipping:
-                self.skipping = False
-                continue
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if len(line) > LINE_MAX:
-                return "long", line[:80]
-            return "line", line
+        return self.next_input_line(LINE_MAX)
 
     def drain(self):
         """Reads and checks every reply the bytes sent so far must bring.
